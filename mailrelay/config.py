@@ -1,0 +1,220 @@
+"""The main TOML file -> frozen, fully validated settings; every problem reported at once."""
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailrelay.tomlcheck import ConfigError, Key, Problem, TomlFile
+
+SECURITY_MODES = ("tls", "starttls", "plain")
+_TOP_KEYS = ("rules", "signals", "templates", "imap", "maildir", "smtp", "outbox", "state", "schedule", "relay")
+
+
+@dataclass(frozen=True)
+class Secret:
+    """Where a password is read from; the value itself is read only when a connection needs it."""
+
+    file: Path | None = None
+    env: str | None = None
+
+    def read(self) -> str:
+        if self.env:
+            value = os.environ.get(self.env)
+            if value is None:
+                raise ConfigError([Problem("environment", 0, f"variable {self.env} is not set")])
+            return value
+        if self.file is None:
+            return ""
+        try:
+            return self.file.read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise ConfigError([Problem(str(self.file), 0, f"cannot read the password file: {error.strerror}")]) from None
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+    security: str
+    ca_file: Path | None
+    username: str | None
+    password: Secret
+    timeout: float
+
+
+@dataclass(frozen=True)
+class ImapSettings:
+    server: Endpoint
+    mailbox: str
+    processed_mailbox: str
+    ignored_mailbox: str
+    quarantine_mailbox: str
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    server: Endpoint
+
+
+@dataclass(frozen=True)
+class Settings:
+    path: Path
+    rules_path: Path
+    signals_path: Path
+    templates_path: Path
+    imap: ImapSettings | None
+    maildir: Path | None
+    smtp: SmtpSettings | None
+    outbox: Path | None
+    state_path: Path
+    poll_seconds: float
+    from_address: str
+    relay_id: str
+
+
+def load_settings(path: Path) -> Settings:
+    """Read and validate the main config file; raises ConfigError naming every problem."""
+    doc = TomlFile.load(path)
+    data = doc.data
+    doc.check_keys(data, _TOP_KEYS)
+    base = path.parent
+    imap = _imap(doc, data["imap"]) if isinstance(data.get("imap"), dict) else None
+    smtp = _smtp(doc, data["smtp"]) if isinstance(data.get("smtp"), dict) else None
+    maildir = _single_path(doc, data, "maildir", base)
+    outbox = _single_path(doc, data, "outbox", base)
+    _exactly_one(doc, imap, maildir, "a mail source: [imap] or [maildir]")
+    _exactly_one(doc, smtp, outbox, "a transport: [smtp] or [outbox]")
+    relay = _table(doc, data, "relay")
+    doc.check_keys(relay, ("from_address", "id"), ("relay",))
+    state = _table(doc, data, "state")
+    doc.check_keys(state, ("path",), ("state",))
+    schedule = _table(doc, data, "schedule")
+    doc.check_keys(schedule, ("poll_seconds",), ("schedule",))
+    poll_seconds = doc.get(schedule, "poll_seconds", (int, float), ("schedule",), 60)
+    if poll_seconds is not None and poll_seconds < 1:
+        doc.problem(("schedule", "poll_seconds"), "poll_seconds must be at least 1")
+    from_address = doc.get(relay, "from_address", str, ("relay",))
+    if from_address is not None and "@" not in from_address:
+        doc.problem(("relay", "from_address"), f"'{from_address}' is not a mail address")
+    settings = Settings(
+        path=path,
+        rules_path=_relative(base, doc.get(data, "rules", str, (), "routing.toml")),
+        signals_path=_relative(base, doc.get(data, "signals", str, (), "signals.toml")),
+        templates_path=_relative(base, doc.get(data, "templates", str, (), "../templates")),
+        imap=imap,
+        maildir=maildir,
+        smtp=smtp,
+        outbox=outbox,
+        state_path=_relative(base, doc.get(state, "path", str, ("state",), "mailrelay.sqlite")),
+        poll_seconds=float(poll_seconds or 60),
+        from_address=(from_address or "").lower(),
+        relay_id=doc.get(relay, "id", str, ("relay",), "mailrelay"),
+    )
+    doc.raise_if_problems()
+    return settings
+
+
+def _table(doc: TomlFile, data: dict, name: str) -> dict:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        doc.problem((name,), f"'{name}' must be a table ([{name}])")
+        return {}
+    return value
+
+
+def _relative(base: Path, value: str | None) -> Path:
+    return (base / (value or "")).resolve()
+
+
+def _single_path(doc: TomlFile, data: dict, name: str, base: Path) -> Path | None:
+    if name not in data:
+        return None
+    table = _table(doc, data, name)
+    doc.check_keys(table, ("path",), (name,))
+    value = doc.get(table, "path", str, (name,))
+    return _relative(base, value) if value else None
+
+
+def _exactly_one(doc: TomlFile, first: object, second: object, what: str) -> None:
+    if (first is None) == (second is None):
+        doc.problem((), f"the config must name exactly one {what}")
+
+
+_ENDPOINT_KEYS = ("host", "port", "security", "ca_file", "username", "password_file", "password_env", "timeout")
+_IMAP_KEYS = _ENDPOINT_KEYS + ("mailbox", "processed_mailbox", "ignored_mailbox", "quarantine_mailbox", "batch_size")
+_DEFAULT_PORTS = {"imap": {"tls": 993, "starttls": 143, "plain": 143}, "smtp": {"tls": 465, "starttls": 587, "plain": 25}}
+
+
+def _imap(doc: TomlFile, table: dict) -> ImapSettings:
+    doc.check_keys(table, _IMAP_KEYS, ("imap",))
+    mailboxes = {
+        name: doc.get(table, name, str, ("imap",), default)
+        for name, default in (
+            ("mailbox", "INBOX"),
+            ("processed_mailbox", "Processed"),
+            ("ignored_mailbox", "Ignored"),
+            ("quarantine_mailbox", "Quarantine"),
+        )
+    }
+    if len(set(mailboxes.values())) < len(mailboxes):
+        doc.problem(("imap",), "mailbox, processed_mailbox, ignored_mailbox and quarantine_mailbox must all differ")
+    batch_size = doc.get(table, "batch_size", int, ("imap",), 50)
+    return ImapSettings(_endpoint(doc, table, "imap"), batch_size=max(1, batch_size or 50), **mailboxes)
+
+
+def _smtp(doc: TomlFile, table: dict) -> SmtpSettings:
+    doc.check_keys(table, _ENDPOINT_KEYS, ("smtp",))
+    return SmtpSettings(_endpoint(doc, table, "smtp"))
+
+
+def _endpoint(doc: TomlFile, table: dict, section: str) -> Endpoint:
+    key: Key = (section,)
+    host = doc.get(table, "host", str, key) or ""
+    security = doc.get(table, "security", str, key, "tls")
+    if security not in SECURITY_MODES:
+        doc.problem(key + ("security",), f"security must be one of {', '.join(SECURITY_MODES)}, not '{security}'")
+        security = "tls"
+    if security == "plain" and host and not _is_loopback(host):
+        doc.problem(key + ("security",), "plain (unencrypted) connections are only allowed to a loopback address",
+                    "use tls or starttls")
+    if "password" in table:
+        doc.problem(key + ("password",), "a password must not be written into the config file",
+                    "use password_file (or a systemd credential) or password_env")
+    port = doc.get(table, "port", int, key, _DEFAULT_PORTS[section][security])
+    ca_file = doc.get(table, "ca_file", str, key, None)
+    base = doc.path.parent
+    return Endpoint(
+        host=host,
+        port=port or 0,
+        security=security,
+        ca_file=_relative(base, ca_file) if ca_file else None,
+        username=doc.get(table, "username", str, key, None),
+        password=_secret(doc, table, key),
+        timeout=float(doc.get(table, "timeout", (int, float), key, 60)),
+    )
+
+
+def _secret(doc: TomlFile, table: dict, key: Key) -> Secret:
+    file_name = doc.get(table, "password_file", str, key, None)
+    env = doc.get(table, "password_env", str, key, None)
+    if file_name and env:
+        doc.problem(key + ("password_env",), "give password_file or password_env, not both")
+    if not file_name:
+        return Secret(env=env)
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+    candidate = Path(file_name)
+    if credentials and not candidate.is_absolute() and (Path(credentials) / candidate).exists():
+        return Secret(file=Path(credentials) / candidate)
+    return Secret(file=_relative(doc.path.parent, file_name))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,137 @@
+"""RawMail -> Inbound: the only module that imports mail-parser."""
+from __future__ import annotations
+
+import base64
+import email
+import email.header
+import email.policy
+import email.utils
+import hashlib
+import logging
+import re
+from datetime import datetime
+from email.message import Message
+
+import mailparser
+
+from mailrelay.htmltext import html_to_text
+from mailrelay.model import Address, Attachment, Inbound, RawMail
+
+_LINE_BREAKS = re.compile(r"[\r\n\t\x00]+")
+
+# mail-parser logs a warning for every part type it does not render (DSN parts, for one);
+# those are normal here, and its own log lines would bypass our structured log.
+logging.getLogger("mailparser").setLevel(logging.ERROR)
+
+
+def parse(raw: RawMail) -> Inbound:
+    """Parse one mail; a parser failure becomes a note on the value, never a lost mail."""
+    message = email.message_from_bytes(raw.data, policy=email.policy.compat32)
+    problems: list[str] = [f"defect: {type(d).__name__}" for d in message.defects]
+    try:
+        text, attachments = _body_with_mailparser(raw.data)
+    except Exception as error:  # mail-parser raises many types on real mail
+        problems.append(f"mail-parser failed ({type(error).__name__}: {error}); used the fallback parser")
+        text, attachments = _body_with_stdlib(message)
+    headers = tuple((name.lower(), _single_line(decode_header(value))) for name, value in message.items())
+    return Inbound(
+        key=raw.key,
+        message_id=_single_line(message.get("Message-ID", "")).strip(),
+        from_=next(iter(_addresses(message.get_all("From", []))), None),
+        reply_to=_addresses(message.get_all("Reply-To", [])),
+        to=_addresses(message.get_all("To", []) + message.get_all("Cc", [])),
+        subject=_single_line(decode_header(message.get("Subject", ""))),
+        date=_date(message.get("Date")),
+        text=text,
+        attachments=attachments,
+        headers=headers,
+        content_type=message.get_content_type(),
+        raw=raw.data,
+        sha256=hashlib.sha256(raw.data).hexdigest(),
+        parse_problems=tuple(problems),
+    )
+
+
+def decode_header(value: object) -> str:
+    """RFC 2047 words decoded; undecodable charsets replaced, never raised."""
+    text = str(value)
+    try:
+        return str(email.header.make_header(email.header.decode_header(text)))
+    except (LookupError, UnicodeError, ValueError, email.errors.HeaderParseError):
+        return text
+
+
+def _single_line(text: str) -> str:
+    """Collapse CR, LF, TAB and NUL so a decoded value can never start a new header."""
+    return _LINE_BREAKS.sub(" ", text).strip()
+
+
+def _addresses(values: list[str]) -> tuple[Address, ...]:
+    found = email.utils.getaddresses([str(v) for v in values])
+    return tuple(
+        Address(_single_line(decode_header(name)), _single_line(addr).lower())
+        for name, addr in found
+        if "@" in addr
+    )
+
+
+def _date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(str(value))
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _body_with_mailparser(data: bytes) -> tuple[str, tuple[Attachment, ...]]:
+    parsed = mailparser.parse_from_bytes(data)
+    text = "\n".join(parsed.text_plain).strip()
+    if not text and parsed.text_html:
+        text = html_to_text("\n".join(parsed.text_html))
+    attachments = tuple(
+        Attachment(
+            filename=_single_line(item.get("filename") or ""),
+            content_type=item.get("mail_content_type") or "application/octet-stream",
+            size=_payload_size(item),
+        )
+        for item in parsed.attachments
+    )
+    return text, attachments
+
+
+def _payload_size(item: dict) -> int:
+    payload = item.get("payload") or ""
+    if item.get("binary"):
+        try:
+            return len(base64.b64decode(payload))
+        except ValueError:
+            return len(payload)
+    return len(payload.encode("utf-8", "replace"))
+
+
+def _body_with_stdlib(message: Message) -> tuple[str, tuple[Attachment, ...]]:
+    plain: list[str] = []
+    html: list[str] = []
+    attachments: list[Attachment] = []
+    for part in message.walk():
+        if part.is_multipart():
+            continue
+        payload = part.get_payload(decode=True) or b""
+        filename = part.get_filename()
+        if filename or part.get_content_disposition() == "attachment":
+            name = _single_line(decode_header(filename or ""))
+            attachments.append(Attachment(name, part.get_content_type(), len(payload)))
+        elif part.get_content_type() == "text/plain":
+            plain.append(_decode_payload(payload, part.get_content_charset()))
+        elif part.get_content_type() == "text/html":
+            html.append(_decode_payload(payload, part.get_content_charset()))
+    text = "\n".join(plain).strip() or html_to_text("\n".join(html))
+    return text, tuple(attachments)
+
+
+def _decode_payload(payload: bytes, charset: str | None) -> str:
+    try:
+        return payload.decode(charset or "utf-8", "replace")
+    except LookupError:
+        return payload.decode("utf-8", "replace")

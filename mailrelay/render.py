@@ -1,0 +1,146 @@
+"""Inbound + Classification + Decision -> Forward: the only module that builds outgoing mail."""
+from __future__ import annotations
+
+import base64
+import email.policy
+import email.utils
+import hashlib
+import re
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from mailrelay.model import Classification, Decision, Forward, Inbound
+from mailrelay.rules import Desk
+
+LOOP_HEADER = "X-Mailrelay-Loop"
+TEMPLATE_NAMES = ("subject.txt.j2", "summary.txt.j2", "summary.html.j2")
+_MESSAGE_ID = re.compile(r"^<[^<>\s@]+@[^<>\s@]+>$")
+_SMTP_POLICY = email.policy.SMTP
+
+
+@dataclass(frozen=True)
+class Templates:
+    """The compiled summary templates; built once per (re)load, never from mail content."""
+
+    subject: jinja2.Template
+    text: jinja2.Template
+    html: jinja2.Template
+
+
+def load_templates(directory: Path) -> Templates:
+    """Compile the summary templates; jinja2 raises TemplateError for a broken one."""
+    environment = SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(str(directory)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters["filesize"] = _filesize
+    subject, text, html = (environment.get_template(name) for name in TEMPLATE_NAMES)
+    return Templates(subject, text, html)
+
+
+def render(inbound: Inbound, classification: Classification, decision: Decision, desk: Desk,
+           templates: Templates, from_address: str, relay_id: str) -> Forward:
+    """Build the summary mail for `desk` with the original attached unmodified."""
+    context = _context(inbound, classification, decision, desk)
+    summary = EmailMessage(policy=_SMTP_POLICY)
+    summary.set_content(templates.text.render(context), subtype="plain", charset="utf-8")
+    summary.add_alternative(templates.html.render(context), subtype="html", charset="utf-8")
+    message_id = forward_message_id(inbound, desk.name, from_address)
+    headers = _headers(inbound, desk, templates.subject.render(context), from_address, relay_id, message_id)
+    data = _assemble(headers, summary, inbound.raw)
+    return Forward(desk.name, desk.addresses, from_address, message_id, data)
+
+
+def forward_message_id(inbound: Inbound, desk_name: str, from_address: str) -> str:
+    """Derived from the original and the desk, so a resend carries the same Message-ID."""
+    identity = inbound.message_id or inbound.sha256
+    digest = hashlib.sha256(f"{identity}\x00{desk_name}".encode("utf-8")).hexdigest()[:32]
+    domain = from_address.rpartition("@")[2] or "mailrelay.invalid"
+    return f"<{digest}.{desk_name}@{domain}>"
+
+
+def _context(inbound: Inbound, classification: Classification, decision: Decision, desk: Desk) -> dict:
+    evidence: dict[str, list] = {}
+    for item in classification.evidence:
+        evidence.setdefault(item.field, []).append(item)
+    return {
+        "mail": inbound,
+        "sender_address": inbound.from_,
+        "reply_address": (inbound.reply_to or (inbound.from_,))[0],
+        "classification": classification,
+        "evidence": evidence,
+        "decision": decision,
+        "desk": desk,
+        "review": bool(decision.reason),
+    }
+
+
+def _headers(inbound: Inbound, desk: Desk, subject: str, from_address: str, relay_id: str,
+             message_id: str) -> EmailMessage:
+    headers = EmailMessage(policy=_SMTP_POLICY)
+    headers["From"] = from_address
+    headers["To"] = ", ".join(desk.addresses)
+    reply = (inbound.reply_to or ((inbound.from_,) if inbound.from_ else ()))
+    if reply:
+        headers["Reply-To"] = email.utils.formataddr((reply[0].name, reply[0].address))
+    headers["Subject"] = " ".join(subject.split())
+    headers["Date"] = email.utils.formatdate(localtime=True)
+    headers["Message-ID"] = message_id
+    if _MESSAGE_ID.match(inbound.message_id):
+        headers["In-Reply-To"] = inbound.message_id
+        headers["References"] = inbound.message_id
+    headers["Auto-Submitted"] = "auto-generated"
+    headers[LOOP_HEADER] = relay_id
+    headers["MIME-Version"] = "1.0"
+    return headers
+
+
+def _assemble(headers: EmailMessage, summary: EmailMessage, original: bytes) -> bytes:
+    """multipart/mixed: the summary, then the original bytes as message/rfc822, byte for byte."""
+    boundary = _boundary(original)
+    encoding, body = _rfc822_body(original)
+    outer = headers.as_bytes(policy=_SMTP_POLICY).rstrip(b"\r\n")
+    parts = [
+        outer + b"\r\n" + f'Content-Type: multipart/mixed; boundary="{boundary}"'.encode() + b"\r\n\r\n",
+        f"--{boundary}\r\n".encode(),
+        summary.as_bytes(policy=_SMTP_POLICY).replace(b"MIME-Version: 1.0\r\n", b"", 1),
+        f"\r\n--{boundary}\r\n".encode(),
+        b'Content-Type: message/rfc822\r\nContent-Disposition: attachment; filename="original.eml"\r\n',
+        f"Content-Transfer-Encoding: {encoding}\r\n\r\n".encode(),
+        body,
+        f"\r\n--{boundary}--\r\n".encode(),
+    ]
+    return b"".join(parts)
+
+
+def _boundary(original: bytes) -> str:
+    digest = hashlib.sha256(original).hexdigest()
+    for length in range(24, 65, 8):
+        boundary = f"mailrelay-{digest[:length]}"
+        if boundary.encode() not in original:
+            return boundary
+    return f"mailrelay-{digest}-{len(original)}"
+
+
+def _rfc822_body(original: bytes) -> tuple[str, bytes]:
+    """7bit or 8bit where SMTP can carry the bytes as they are; base64 only when lines are too long."""
+    normalised = re.sub(rb"\r?\n", b"\r\n", original)
+    if all(len(line) <= 998 for line in normalised.split(b"\r\n")):
+        return ("7bit" if normalised.isascii() else "8bit"), normalised
+    return "base64", base64.encodebytes(original).replace(b"\n", b"\r\n")
+
+
+def _filesize(size: int) -> str:
+    if size < 1024:
+        return f"{size} Bytes"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KB".replace(".", ",")
+    return f"{size / (1024 * 1024):.1f} MB".replace(".", ",")

@@ -1,0 +1,34 @@
+"""Inbound classification + the editors' rules -> Decision (pure; first match wins)."""
+from __future__ import annotations
+
+from mailrelay.model import Action, Classification, Decision
+from mailrelay.rules import Condition, Rule, Rules
+
+
+def field_value(classification: Classification, field_name: str) -> str:
+    """The classification's value for a rule field, as rules spell it."""
+    value = getattr(classification, field_name)
+    return "none" if value is None else str(value)
+
+
+def condition_holds(condition: Condition, classification: Classification) -> bool:
+    return (field_value(classification, condition.field) in condition.values) != condition.negated
+
+
+def rule_matches(rule: Rule, classification: Classification) -> bool:
+    return all(condition_holds(c, classification) for c in rule.conditions)
+
+
+def matching_rule(rules: Rules, classification: Classification) -> Rule:
+    """The first rule whose conditions all hold, else the default."""
+    return next((rule for rule in rules.rules if rule_matches(rule, classification)), rules.default)
+
+
+def route(classification: Classification, rules: Rules) -> Decision:
+    """Pick the desk. Machine mail is never forwarded, whatever a rule says."""
+    rule = matching_rule(rules, classification)
+    if rule.action is Action.FORWARD and classification.kind.is_machine:
+        return Decision(Action.IGNORE, rule="machine-mail-guard",
+                        reason=f"{classification.kind} is never forwarded (rule '{rule.name}' would have)",
+                        rules_version=rules.version)
+    return Decision(rule.action, rule=rule.name, desk=rule.desk, reason=rule.reason, rules_version=rules.version)

@@ -1,0 +1,157 @@
+"""The editors' routing file -> frozen desks and an ordered rule list, validated with file:line."""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
+
+from mailrelay.model import Action, Kind, Level, Sender, UNKNOWN_COUNTRY
+from mailrelay.tomlcheck import Key, TomlFile
+
+RESERVED_TARGETS = {"ignore": Action.IGNORE, "quarantine": Action.QUARANTINE}
+FIELD_VALUES: Mapping[str, frozenset[str]] = MappingProxyType({
+    "kind": frozenset(Kind),
+    "sender": frozenset(Sender),
+    "level": frozenset(Level) | {"none"},
+})
+CONDITION_FIELDS = ("kind", "sender", "level", "country")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+@dataclass(frozen=True)
+class Desk:
+    name: str
+    display_name: str
+    addresses: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Condition:
+    """`field` is (or, negated, is not) one of `values`."""
+
+    field: str
+    values: frozenset[str]
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    conditions: tuple[Condition, ...]
+    action: Action
+    desk: str | None
+    reason: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Rules:
+    desks: Mapping[str, Desk]
+    rules: tuple[Rule, ...]
+    default: Rule
+    version: str
+
+
+def load_rules(path: Path) -> Rules:
+    """Read and validate the routing file; raises ConfigError naming every problem."""
+    doc = TomlFile.load(path)
+    doc.check_keys(doc.data, ("desks", "rules", "default", "default_reason"))
+    desks = _desks(doc)
+    rules = tuple(_rule(doc, item, index, desks) for index, item in enumerate(_rule_tables(doc)))
+    default_target = doc.get(doc.data, "default", str, (), "editors")
+    default_reason = doc.get(doc.data, "default_reason", str, (), "no rule matched")
+    action, desk = _target(doc, default_target, ("default",), desks)
+    default = Rule("default", (), action, desk, default_reason, doc.line_of(("default",)))
+    _check_names_unique(doc, rules)
+    doc.raise_if_problems()
+    version = hashlib.sha256(doc.text.encode("utf-8")).hexdigest()[:12]
+    return Rules(MappingProxyType(desks), rules, default, version)
+
+
+def _desks(doc: TomlFile) -> dict[str, Desk]:
+    table = doc.get(doc.data, "desks", dict, ())
+    desks = {}
+    for name, entry in (table or {}).items():
+        key: Key = ("desks", name)
+        if name in RESERVED_TARGETS:
+            doc.problem(key, f"'{name}' is reserved and cannot be a desk name")
+        if not isinstance(entry, dict):
+            doc.problem(key, f"desk '{name}' must be a table [desks.{name}]")
+            continue
+        doc.check_keys(entry, ("name", "addresses"), key)
+        addresses = doc.get(entry, "addresses", list, key) or []
+        bad = [a for a in addresses if not isinstance(a, str) or not _ADDRESS.match(a)]
+        for address in bad:
+            doc.problem(key + ("addresses",), f"'{address}' is not a mail address")
+        if not addresses:
+            doc.problem(key + ("addresses",), f"desk '{name}' needs at least one address")
+        display = doc.get(entry, "name", str, key, name)
+        desks[name] = Desk(name, display, tuple(a.lower() for a in addresses if a not in bad))
+    return desks
+
+
+def _rule_tables(doc: TomlFile) -> list[dict]:
+    items = doc.get(doc.data, "rules", list, (), [])
+    if any(not isinstance(item, dict) for item in items):
+        doc.problem(("rules",), "each rule must be a [[rules]] table")
+        return []
+    return items
+
+
+def _rule(doc: TomlFile, item: dict, index: int, desks: Mapping[str, Desk]) -> Rule:
+    key: Key = ("rules", index)
+    doc.check_keys(item, ("name", "when", "unless", "desk", "reason"), key)
+    name = doc.get(item, "name", str, key) or f"rule {index + 1}"
+    conditions = _conditions(doc, item, "when", key, False) + _conditions(doc, item, "unless", key, True)
+    action, desk = _target(doc, doc.get(item, "desk", str, key), key + ("desk",), desks)
+    return Rule(name, conditions, action, desk, doc.get(item, "reason", str, key, ""), doc.line_of(key))
+
+
+def _conditions(doc: TomlFile, item: dict, part: str, key: Key, negated: bool) -> tuple[Condition, ...]:
+    table = doc.get(item, part, dict, key, {})
+    doc.check_keys(table or {}, CONDITION_FIELDS, key + (part,))
+    conditions = []
+    for field_name, raw in (table or {}).items():
+        if field_name not in CONDITION_FIELDS:
+            continue
+        values = [raw] if isinstance(raw, str) else raw
+        if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+            doc.problem(key + (part,), f"'{field_name}' must be a text or a list of texts")
+            continue
+        for value in values:
+            _check_value(doc, field_name, value, key + (part,))
+        conditions.append(Condition(field_name, frozenset(values), negated))
+    return tuple(conditions)
+
+
+def _check_value(doc: TomlFile, field_name: str, value: str, key: Key) -> None:
+    if field_name == "country":
+        if value != UNKNOWN_COUNTRY and not _COUNTRY.match(value):
+            doc.problem(key, f"country '{value}' is not a two-letter ISO code (like DE) or 'unknown'")
+        return
+    allowed = FIELD_VALUES[field_name]
+    if value not in allowed:
+        doc.problem(key, f"{field_name} '{value}' is not one of {', '.join(sorted(allowed))}")
+
+
+def _target(doc: TomlFile, target: str | None, key: Key, desks: Mapping[str, Desk]) -> tuple[Action, str | None]:
+    if target is None:
+        return Action.QUARANTINE, None
+    if target in RESERVED_TARGETS:
+        return RESERVED_TARGETS[target], None
+    if target not in desks:
+        known = ", ".join(sorted(desks) + sorted(RESERVED_TARGETS))
+        doc.problem(key, f"'{target}' is not a declared desk", f"declared: {known}")
+    return Action.FORWARD, target
+
+
+def _check_names_unique(doc: TomlFile, rules: tuple[Rule, ...]) -> None:
+    seen: set[str] = set()
+    for index, rule in enumerate(rules):
+        if rule.name in seen:
+            doc.problem(("rules", index, "name"), f"rule name '{rule.name}' is used twice")
+        seen.add(rule.name)
