@@ -1,0 +1,76 @@
+"""What the relay would do with one mail file, and why; no network, nothing recorded."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from mailrelay.config import load_settings
+from mailrelay.model import Processed, RawMail
+from mailrelay.parse import parse
+from mailrelay.pipeline import Identity, decide
+from mailrelay.policy import load_policy
+from mailrelay.route import rule_matches
+
+
+def explain_file(config: Path, mail: Path, as_json: bool = False) -> dict | str:
+    settings = load_settings(config)
+    policy = load_policy(settings)
+    inbound = parse(RawMail(f"file:{mail}", mail.read_bytes()))
+    processed = decide(inbound, policy, Identity(settings.from_address, settings.relay_id))
+    facts = _facts(processed)
+    if as_json:
+        return facts
+    return _as_text(facts, processed, policy)
+
+
+def _facts(processed: Processed) -> dict:
+    inbound, classification, decision = processed.inbound, processed.classification, processed.decision
+    facts = {
+        "message_id": inbound.message_id,
+        "from": str(inbound.from_) if inbound.from_ else "",
+        "subject": inbound.subject,
+        "sha256": inbound.sha256,
+        "parse_problems": list(inbound.parse_problems),
+        "kind": None, "sender": None, "level": None, "country": None, "confidence": None, "evidence": [],
+        "action": str(decision.action),
+        "route": decision.route,
+        "rule": decision.rule,
+        "reason": decision.reason,
+        "rules_version": decision.rules_version,
+    }
+    if classification is not None:
+        facts.update(
+            kind=str(classification.kind), sender=str(classification.sender),
+            level=str(classification.level) if classification.level else None,
+            country=classification.country, confidence=round(classification.confidence, 3),
+            evidence=[{"field": e.field, "value": e.value, "signal": e.signal, "where": e.where,
+                       "weight": e.weight} for e in classification.evidence],
+        )
+    return facts
+
+
+def _as_text(facts: dict, processed: Processed, policy) -> str:
+    lines = [
+        f"Mail:        {facts['from']}  \"{facts['subject']}\"",
+        f"Message-ID:  {facts['message_id'] or '(none)'}",
+    ]
+    lines += [f"Parse note:  {problem}" for problem in facts["parse_problems"]]
+    if processed.classification is not None:
+        lines += [
+            f"Kind:        {facts['kind']}",
+            f"Sender:      {facts['sender']}" + (f" ({facts['level']})" if facts["level"] else ""),
+            f"Country:     {facts['country']}",
+            f"Confidence:  {facts['confidence']}",
+            "Evidence:",
+        ]
+        lines += [f"  {e['field']:8} {e['value']:22} {e['weight']:+.2f}  {e['signal']}  [{e['where']}]"
+                  for e in facts["evidence"]]
+        lines.append("Rules (first match wins):")
+        for rule in policy.rules.rules:
+            verdict = "MATCH" if rule_matches(rule, processed.classification) else "no"
+            lines.append(f"  {verdict:5}  {rule.name}  -> {rule.desk or rule.action}")
+    lines.append(f"Decision:    {facts['action']} -> {facts['route']} (rule {facts['rule']})"
+                 + (f": {facts['reason']}" if facts["reason"] else ""))
+    if processed.forward is not None:
+        lines += ["", "Summary as the desk would receive it:", "",
+                  processed.forward.data.decode("utf-8", "replace").split("\r\n--mailrelay-", 2)[0]]
+    return "\n".join(lines)

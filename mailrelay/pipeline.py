@@ -1,0 +1,56 @@
+"""The stage order for one mail: parse, loop guard, classify, route, render. No I/O."""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+
+from mailrelay.classify import classify
+from mailrelay.model import Action, Decision, Inbound, Processed, RawMail
+from mailrelay.parse import parse
+from mailrelay.policy import Policy
+from mailrelay.render import LOOP_HEADER, render
+from mailrelay.route import route
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the relay is, to recognise its own mail coming back."""
+
+    from_address: str
+    relay_id: str
+
+
+def process(raw: RawMail, policy: Policy, identity: Identity) -> Processed:
+    inbound = parse(raw)
+    return decide(inbound, policy, identity)
+
+
+def decide(inbound: Inbound, policy: Policy, identity: Identity) -> Processed:
+    """Classify, route and render an already parsed mail."""
+    loop = loop_guard(inbound, identity)
+    if loop is not None:
+        return Processed(inbound, None, loop)
+    classification = classify(inbound, policy.signals)
+    decision = route(classification, policy.rules)
+    decision = dataclasses.replace(decision, rules_version=policy.version)
+    if decision.action is not Action.FORWARD:
+        return Processed(inbound, classification, decision)
+    desk = policy.rules.desks[decision.desk]
+    forward = render(inbound, classification, decision, desk, policy.templates,
+                     identity.from_address, identity.relay_id)
+    return Processed(inbound, classification, decision, forward)
+
+
+def loop_guard(inbound: Inbound, identity: Identity) -> Decision | None:
+    """Mail that is ours, or answers ours, is never forwarded again."""
+    if inbound.header(LOOP_HEADER) is not None:
+        return Decision(Action.IGNORE, "loop-guard", reason=f"carries our {LOOP_HEADER} header")
+    if inbound.from_ and inbound.from_.address == identity.from_address:
+        return Decision(Action.IGNORE, "loop-guard", reason="sent from the relay's own address")
+    domain = re.escape(identity.from_address.rpartition("@")[2])
+    ours = re.compile(rf"<[0-9a-f]{{32}}\.[^@>\s]+@{domain}>", re.IGNORECASE)
+    references = " ".join(inbound.header_values("in-reply-to") + inbound.header_values("references"))
+    if ours.search(references):
+        return Decision(Action.IGNORE, "loop-guard", reason="answers a summary the relay sent")
+    return None

@@ -1,0 +1,59 @@
+"""The editors' part of the configuration (rules, signals, templates), loaded and swapped as one."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from mailrelay.config import Settings
+from mailrelay.render import TEMPLATE_NAMES, Templates, load_templates
+from mailrelay.rules import Rules, load_rules
+from mailrelay.signals import Signals, load_signals
+from mailrelay.tomlcheck import ConfigError, Problem
+
+
+@dataclass(frozen=True)
+class Policy:
+    rules: Rules
+    signals: Signals
+    templates: Templates
+    version: str
+
+
+def load_policy(settings: Settings) -> Policy:
+    """Load rules, signals and templates; raises ConfigError naming every problem in all three."""
+    problems: list[Problem] = []
+    rules = _collect(problems, load_rules, settings.rules_path)
+    signals = _collect(problems, load_signals, settings.signals_path)
+    templates = _collect(problems, _templates, settings.templates_path)
+    if problems:
+        raise ConfigError(problems)
+    return Policy(rules, signals, templates, _version(settings))
+
+
+def _collect(problems: list[Problem], loader, path: Path):
+    try:
+        return loader(path)
+    except ConfigError as error:
+        problems.extend(error.problems)
+        return None
+
+
+def _templates(directory: Path) -> Templates:
+    try:
+        return load_templates(directory)
+    except jinja2.TemplateSyntaxError as error:
+        raise ConfigError([Problem(error.filename or str(directory), error.lineno, f"template: {error.message}")])
+    except jinja2.TemplateNotFound as error:
+        raise ConfigError([Problem(str(directory / error.name), 0, "template file is missing")])
+
+
+def _version(settings: Settings) -> str:
+    """A short hash over every file the decisions depend on, named in each audit record."""
+    digest = hashlib.sha256()
+    paths = [settings.rules_path, settings.signals_path] + sorted(settings.templates_path.glob("*.j2"))
+    for path in paths:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]

@@ -1,0 +1,158 @@
+"""One poll: the only place that orders side effects (fetch, decide, deliver, record, archive)."""
+from __future__ import annotations
+
+import hashlib
+import traceback
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+from mailrelay.logs import get_logger
+from mailrelay.model import Action, Processed, RawMail
+from mailrelay.parse import parse
+from mailrelay.pipeline import Identity, decide
+from mailrelay.policy import Policy
+from mailrelay.sources.base import Inbox, MailSource
+from mailrelay.store import FINAL_STATES, MailRecord, Store
+from mailrelay.transports.base import Delivery, Status
+
+_ARCHIVE_TARGET = {"forwarded": "processed", "ignored": "ignored", "quarantined": "quarantine"}
+_STATE_OF_ACTION = {Action.IGNORE: "ignored", Action.QUARANTINE: "quarantined"}
+
+
+@dataclass
+class PollReport:
+    """What one poll did, by outcome, and per mail for the demo's table."""
+
+    counts: Counter = field(default_factory=Counter)
+    mails: list[dict] = field(default_factory=list)
+
+
+class Relay:
+    def __init__(self, store: Store, source: MailSource, transport, policy: Callable[[], Policy],
+                 identity: Identity):
+        self.store = store
+        self.source = source
+        self.transport = transport
+        self.policy = policy  # a callable, so a reload between polls takes effect at the next mail
+        self.identity = identity
+        self.log = get_logger()
+        self.stop_requested = False  # set from a signal handler; the mail in hand is finished first
+
+    def poll(self) -> PollReport:
+        """Handle every new mail once; SourceError means this poll could not run at all."""
+        report = PollReport()
+        self.log.info("poll.started")
+        with self.source.open(self.store) as inbox, self.transport.open() as outbox:
+            for raw in inbox.fetch_new():
+                if self.stop_requested:
+                    break
+                outcome = self._handle(raw, inbox, outbox)
+                report.counts[outcome["outcome"]] += 1
+                report.mails.append(outcome)
+        self.log.info("poll.finished", **report.counts)
+        return report
+
+    def _handle(self, raw: RawMail, inbox: Inbox, outbox) -> dict:
+        sha256 = hashlib.sha256(raw.data).hexdigest()
+        record = self.store.find(sha256)
+        if record is not None and record.state in FINAL_STATES:
+            return self._seen_again(record, raw, inbox)
+        try:
+            processed, error = decide(parse(raw), self.policy(), self.identity), None
+        except Exception as caught:  # a bug or a broken template must cost one mail, not the poll
+            processed, error = None, caught
+        mail_id = record.id if record else self._add(raw, sha256, processed)
+        inbox.recorded(raw.key)
+        if error is not None:
+            return self._quarantine_on_error(mail_id, raw, inbox, error)
+        self._record_decision(mail_id, processed)
+        if processed.forward is None:
+            state = _STATE_OF_ACTION[processed.decision.action]
+            return self._archive(mail_id, raw.key, state, inbox, processed)
+        return self._deliver(mail_id, raw.key, processed, inbox, outbox)
+
+    def _add(self, raw: RawMail, sha256: str, processed: Processed | None) -> int:
+        """Record the mail and its bytes before anything leaves the relay."""
+        inbound = processed.inbound if processed else None
+        from_address = inbound.from_.address if inbound and inbound.from_ else ""
+        return self.store.add_mail(sha256, inbound.message_id if inbound else "", raw.key, from_address,
+                                   inbound.subject if inbound else "", raw.data)
+
+    def _seen_again(self, record: MailRecord, raw: RawMail, inbox: Inbox) -> dict:
+        """Same bytes as a mail already handled: never forwarded twice; just put away again."""
+        event = "mail.duplicate" if record.archived_to else "mail.resumed"
+        self._audit(record.id, event, source=raw.key, state=record.state)
+        mailbox = inbox.archive(raw.key, _ARCHIVE_TARGET[record.state])
+        self.store.update(record.id, "mail.archived", {"mailbox": mailbox}, archived_to=mailbox)
+        outcome = "duplicate" if record.archived_to else record.state
+        return {"key": raw.key, "outcome": outcome, "route": record.route or "none", "subject": record.subject}
+
+    def _record_decision(self, mail_id: int, processed: Processed) -> None:
+        decision, classification = processed.decision, processed.classification
+        columns = dict(route=decision.route, rule=decision.rule, rules_version=decision.rules_version,
+                       reason=decision.reason, state="decided")
+        detail = {"action": decision.action, "route": decision.route, "rule": decision.rule,
+                  "reason": decision.reason, "rules_version": decision.rules_version}
+        if classification is not None:
+            columns.update(kind=classification.kind, sender=classification.sender,
+                           level=classification.level, country=classification.country)
+            detail.update(kind=classification.kind, sender=classification.sender, level=classification.level,
+                          country=classification.country, confidence=round(classification.confidence, 3),
+                          evidence=[_evidence(item) for item in classification.evidence])
+        self._audit(mail_id, "mail.decided", detail=detail, **columns)
+
+    def _deliver(self, mail_id: int, key: str, processed: Processed, inbox: Inbox, outbox) -> dict:
+        forward = processed.forward
+        self.store.update(mail_id, "mail.sending", {"desk": forward.desk, "message_id": forward.message_id},
+                          state="sending", forward_message_id=forward.message_id)
+        delivery: Delivery = outbox.send(forward)
+        detail = {"desk": forward.desk, "recipients": list(forward.recipients), "reply": delivery.reply}
+        if delivery.status is Status.ACCEPTED:
+            self._audit(mail_id, "mail.forwarded", detail=detail, state="forwarded")
+            return self._archive(mail_id, key, "forwarded", inbox, processed)
+        if delivery.status is Status.TEMPORARY:
+            attempts = self.store.get(mail_id).attempts + 1
+            self._audit(mail_id, "mail.deferred", detail=detail, state="retry", attempts=attempts)
+            return _summary(key, "deferred", processed)
+        self._audit(mail_id, "mail.refused", detail=detail, state="quarantined")
+        return self._archive(mail_id, key, "quarantined", inbox, processed)
+
+    def _archive(self, mail_id: int, key: str, state: str, inbox: Inbox, processed: Processed | None) -> dict:
+        if processed is None or processed.forward is None:
+            self.store.update(mail_id, f"mail.{state}", {}, state=state)
+        mailbox = inbox.archive(key, _ARCHIVE_TARGET[state])
+        self._audit(mail_id, "mail.archived", detail={"mailbox": mailbox}, archived_to=mailbox)
+        return _summary(key, state, processed)
+
+    def _quarantine_on_error(self, mail_id: int, raw: RawMail, inbox: Inbox, error: Exception) -> dict:
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        detail = {"error": f"{type(error).__name__}: {error}", "at": f"{where.filename}:{where.lineno}"}
+        self.log.error("mail.failed", key=raw.key, **detail)
+        self.store.update(mail_id, "mail.failed", detail, reason=detail["error"])
+        self._archive(mail_id, raw.key, "quarantined", inbox, None)
+        return {"key": raw.key, "outcome": "quarantined", "route": "none", "subject": "", "error": detail["error"]}
+
+    def _audit(self, mail_id: int, event: str, detail: dict | None = None, **columns) -> None:
+        """The one place a step becomes both a log line and a durable record."""
+        detail = detail or {}
+        self.log.info(event, mail_id=mail_id, **detail)
+        self.store.update(mail_id, event, detail, **columns)
+
+
+def _summary(key: str, outcome: str, processed: Processed | None) -> dict:
+    decision = processed.decision if processed else None
+    classification = processed.classification if processed else None
+    return {
+        "key": key,
+        "outcome": outcome,
+        "route": decision.route if decision else "none",
+        "rule": decision.rule if decision else "",
+        "kind": str(classification.kind) if classification else "",
+        "subject": processed.inbound.subject if processed else "",
+    }
+
+
+def _evidence(item) -> dict:
+    return {"field": item.field, "value": item.value, "signal": item.signal, "where": item.where,
+            "weight": item.weight}

@@ -1,0 +1,37 @@
+"""What the runner needs of a mail source, whatever the protocol behind it."""
+from __future__ import annotations
+
+from typing import ContextManager, Iterator, Protocol
+
+from mailrelay.model import RawMail
+
+ARCHIVE_TARGETS = ("processed", "ignored", "quarantine")
+
+
+class Cursor(Protocol):
+    """Durable memory of how far a mailbox has been read (the store provides it)."""
+
+    def mailbox_position(self, name: str) -> tuple[int, int] | None: ...
+
+    def set_mailbox_position(self, name: str, uidvalidity: int, last_uid: int) -> None: ...
+
+    def unfinished_keys(self, prefix: str) -> list[str]: ...
+
+
+class Inbox(Protocol):
+    def fetch_new(self) -> Iterator[RawMail]:
+        """Mails not yet durably recorded, plus recorded ones not yet finished, oldest first."""
+
+    def recorded(self, key: str) -> None:
+        """The mail under `key` is durably recorded; it need not be offered as new again."""
+
+    def archive(self, key: str, target: str) -> str:
+        """Move the mail out of the inbox to the mailbox for `target`; returns that mailbox's name."""
+
+
+class MailSource(Protocol):
+    def open(self, cursor: Cursor) -> ContextManager[Inbox]: ...
+
+
+class SourceError(Exception):
+    """The source cannot be reached or used for this poll; nothing was changed."""

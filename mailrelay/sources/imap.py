@@ -1,0 +1,118 @@
+"""The IMAP inbox: the only module that imports imapclient."""
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+from typing import Iterator
+
+import imapclient
+from imapclient.exceptions import IMAPClientError
+
+from mailrelay.config import ImapSettings
+from mailrelay.model import RawMail
+from mailrelay.sources.base import Cursor, SourceError
+from mailrelay.tls import tls_context
+
+# Errors that mean "this poll cannot talk to the server", as opposed to a bug of ours.
+CONNECTION_ERRORS = (IMAPClientError, OSError, ssl.SSLError, socket.timeout)
+
+
+class ImapSource:
+    def __init__(self, settings: ImapSettings):
+        self.settings = settings
+
+    @contextlib.contextmanager
+    def open(self, cursor: Cursor) -> Iterator["ImapInbox"]:
+        client = self._connect()
+        try:
+            yield ImapInbox(client, self.settings, cursor)
+        finally:
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                client.logout()
+
+    def _connect(self) -> imapclient.IMAPClient:
+        server = self.settings.server
+        try:
+            context = tls_context(server.ca_file)
+            client = imapclient.IMAPClient(server.host, port=server.port, ssl=server.security == "tls",
+                                           ssl_context=context, timeout=server.timeout)
+            if server.security == "starttls":
+                client.starttls(context)
+            client.login(server.username or "", server.password.read())
+            return client
+        except CONNECTION_ERRORS as error:
+            raise SourceError(f"IMAP {server.host}:{server.port}: {error}") from error
+
+
+class ImapInbox:
+    """One selected mailbox for the length of a poll."""
+
+    def __init__(self, client: imapclient.IMAPClient, settings: ImapSettings, cursor: Cursor):
+        self.client = client
+        self.settings = settings
+        self.cursor = cursor
+        self.targets = {
+            "processed": settings.processed_mailbox,
+            "ignored": settings.ignored_mailbox,
+            "quarantine": settings.quarantine_mailbox,
+        }
+        self._select()
+
+    def _select(self) -> None:
+        try:
+            for mailbox in self.targets.values():
+                if not self.client.folder_exists(mailbox):
+                    self.client.create_folder(mailbox)
+            status = self.client.select_folder(self.settings.mailbox)
+        except CONNECTION_ERRORS as error:
+            raise SourceError(f"IMAP mailbox {self.settings.mailbox}: {error}") from error
+        self.uidvalidity = int(status[b"UIDVALIDITY"])
+        self.uidnext = int(status.get(b"UIDNEXT", 0))
+        self.can_move = self.client.has_capability("MOVE")
+        self.prefix = f"imap:{self.settings.mailbox}:{self.uidvalidity}:"
+        position = self.cursor.mailbox_position(self.settings.mailbox)
+        self.last_uid = position[1] if position and position[0] == self.uidvalidity else 0
+
+    def fetch_new(self) -> Iterator[RawMail]:
+        uids = sorted(set(self._unfinished_uids()) | set(self._new_uids()))
+        size = self.settings.batch_size
+        for start in range(0, len(uids), size):
+            batch = uids[start:start + size]
+            response = self.client.fetch(batch, ["BODY.PEEK[]"])
+            for uid in batch:
+                if uid in response and b"BODY[]" in response[uid]:
+                    yield RawMail(f"{self.prefix}{uid}", bytes(response[uid][b"BODY[]"]))
+
+    def _new_uids(self) -> list[int]:
+        if self.uidnext and self.uidnext <= self.last_uid + 1:
+            return []
+        found = self.client.search(["UID", f"{self.last_uid + 1}:*"])
+        # "n:*" always names the highest UID, even one below n.
+        return [uid for uid in found if uid > self.last_uid]
+
+    def _unfinished_uids(self) -> list[int]:
+        return [int(key.rsplit(":", 1)[1]) for key in self.cursor.unfinished_keys(self.prefix)]
+
+    def recorded(self, key: str) -> None:
+        uid = _uid(key, self.prefix)
+        if uid > self.last_uid:
+            self.last_uid = uid
+            self.cursor.set_mailbox_position(self.settings.mailbox, self.uidvalidity, uid)
+
+    def archive(self, key: str, target: str) -> str:
+        mailbox = self.targets[target]
+        uid = _uid(key, self.prefix)
+        if self.can_move:
+            self.client.move([uid], mailbox)
+        else:
+            self.client.copy([uid], mailbox)
+            self.client.add_flags([uid], [imapclient.DELETED])
+            self.client.uid_expunge([uid]) if self.client.has_capability("UIDPLUS") else self.client.expunge()
+        return mailbox
+
+
+def _uid(key: str, prefix: str) -> int:
+    if not key.startswith(prefix):
+        raise ValueError(f"{key} is not a mail of this mailbox session ({prefix})")
+    return int(key[len(prefix):])

@@ -1,0 +1,201 @@
+"""State and audit trail in SQLite: the only module that writes durable state."""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS mails (
+    id INTEGER PRIMARY KEY,
+    sha256 TEXT NOT NULL UNIQUE,
+    message_id TEXT NOT NULL,
+    source_key TEXT NOT NULL,
+    from_address TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    state TEXT NOT NULL,
+    kind TEXT, sender TEXT, level TEXT, country TEXT,
+    route TEXT, rule TEXT, rules_version TEXT, reason TEXT,
+    forward_message_id TEXT,
+    archived_to TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    first_seen TEXT NOT NULL,
+    updated TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS mails_state ON mails(state);
+CREATE INDEX IF NOT EXISTS mails_message_id ON mails(message_id);
+CREATE TABLE IF NOT EXISTS raw_mails (
+    sha256 TEXT PRIMARY KEY,
+    data BLOB NOT NULL,
+    stored_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    mail_id INTEGER REFERENCES mails(id),
+    event TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_mail ON events(mail_id);
+CREATE TABLE IF NOT EXISTS mailboxes (
+    name TEXT PRIMARY KEY,
+    uidvalidity INTEGER NOT NULL,
+    last_uid INTEGER NOT NULL
+);
+"""
+
+FINAL_STATES = frozenset({"forwarded", "ignored", "quarantined"})
+
+
+class AlreadyRunning(RuntimeError):
+    """Another mailrelay holds the state store."""
+
+
+@dataclass(frozen=True)
+class MailRecord:
+    id: int
+    sha256: str
+    message_id: str
+    source_key: str
+    from_address: str
+    subject: str
+    state: str
+    route: str | None
+    rule: str | None
+    forward_message_id: str | None
+    archived_to: str | None
+    attempts: int
+    first_seen: str
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class Store:
+    """One SQLite file; every method commits before it returns, so a crash loses nothing recorded."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        self._lock_file = None
+
+    def close(self) -> None:
+        self._db.close()
+        if self._lock_file:
+            self._lock_file.close()
+
+    def lock(self) -> None:
+        """Take the instance lock: one relay per state store (and so per mailbox)."""
+        handle = open(f"{self.path}.lock", "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise AlreadyRunning(f"another mailrelay is already using {self.path}") from None
+        handle.seek(0), handle.truncate(), handle.write(f"{os.getpid()}\n"), handle.flush()
+        self._lock_file = handle
+
+    def find(self, sha256: str) -> MailRecord | None:
+        row = self._db.execute("SELECT * FROM mails WHERE sha256 = ?", (sha256,)).fetchone()
+        return _record(row) if row else None
+
+    def get(self, mail_id: int) -> MailRecord:
+        return _record(self._db.execute("SELECT * FROM mails WHERE id = ?", (mail_id,)).fetchone())
+
+    def add_mail(self, sha256: str, message_id: str, source_key: str, from_address: str, subject: str,
+                 raw: bytes) -> int:
+        """Record a newly seen mail and keep its raw bytes; returns its id."""
+        now = _now()
+        with self._transaction():
+            cursor = self._db.execute(
+                "INSERT INTO mails (sha256, message_id, source_key, from_address, subject, state, first_seen, updated)"
+                " VALUES (?, ?, ?, ?, ?, 'received', ?, ?)",
+                (sha256, message_id, source_key, from_address, subject, now, now),
+            )
+            self._db.execute("INSERT OR IGNORE INTO raw_mails VALUES (?, ?, ?)", (sha256, raw, now))
+            mail_id = cursor.lastrowid
+            self._event(mail_id, "received", {"source": source_key, "sha256": sha256})
+        return mail_id
+
+    def update(self, mail_id: int, event: str, detail: dict, **columns: object) -> None:
+        """Change a mail's columns and append the event that says why, in one transaction."""
+        assignments = ", ".join(f"{name} = ?" for name in columns)
+        with self._transaction():
+            if columns:
+                self._db.execute(f"UPDATE mails SET {assignments}, updated = ? WHERE id = ?",
+                                 (*columns.values(), _now(), mail_id))
+            self._event(mail_id, event, detail)
+
+    def event(self, mail_id: int | None, event: str, detail: dict) -> None:
+        with self._transaction():
+            self._event(mail_id, event, detail)
+
+    def events(self, mail_id: int | None = None) -> list[dict]:
+        query, args = ("SELECT * FROM events ORDER BY id", ()) if mail_id is None else (
+            "SELECT * FROM events WHERE mail_id = ? ORDER BY id", (mail_id,))
+        return [dict(row, detail=json.loads(row["detail"])) for row in self._db.execute(query, args)]
+
+    def mails(self, state: str | None = None) -> list[MailRecord]:
+        query, args = ("SELECT * FROM mails ORDER BY id", ()) if state is None else (
+            "SELECT * FROM mails WHERE state = ? ORDER BY id", (state,))
+        return [_record(row) for row in self._db.execute(query, args)]
+
+    def unfinished_keys(self, prefix: str) -> list[str]:
+        """Source keys under `prefix` of mails not yet final and archived: they are fetched again."""
+        rows = self._db.execute(
+            "SELECT source_key FROM mails WHERE substr(source_key, 1, ?) = ?"
+            " AND (state NOT IN ('forwarded', 'ignored', 'quarantined') OR archived_to IS NULL)",
+            (len(prefix), prefix),
+        )
+        return [row["source_key"] for row in rows]
+
+    def raw(self, sha256: str) -> bytes | None:
+        row = self._db.execute("SELECT data FROM raw_mails WHERE sha256 = ?", (sha256,)).fetchone()
+        return bytes(row["data"]) if row else None
+
+    def mailbox_position(self, name: str) -> tuple[int, int] | None:
+        """(UIDVALIDITY, highest UID durably recorded) for a mailbox, or None if never seen."""
+        row = self._db.execute("SELECT uidvalidity, last_uid FROM mailboxes WHERE name = ?", (name,)).fetchone()
+        return (row["uidvalidity"], row["last_uid"]) if row else None
+
+    def set_mailbox_position(self, name: str, uidvalidity: int, last_uid: int) -> None:
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO mailboxes VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE"
+                " SET uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid",
+                (name, uidvalidity, last_uid),
+            )
+
+    def _event(self, mail_id: int | None, event: str, detail: dict) -> None:
+        self._db.execute("INSERT INTO events (at, mail_id, event, detail) VALUES (?, ?, ?, ?)",
+                         (_now(), mail_id, event, json.dumps(detail, ensure_ascii=False, default=str)))
+
+    def _transaction(self):
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def _record(row: sqlite3.Row) -> MailRecord:
+    return MailRecord(**{name: row[name] for name in MailRecord.__dataclass_fields__})

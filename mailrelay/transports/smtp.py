@@ -1,0 +1,109 @@
+"""Forwards over SMTP: the only module that imports smtplib."""
+from __future__ import annotations
+
+import contextlib
+import smtplib
+import socket
+import ssl
+from typing import Iterator
+
+from mailrelay.config import SmtpSettings
+from mailrelay.model import Forward
+from mailrelay.tls import tls_context
+from mailrelay.transports.base import Delivery, Status
+
+_CONNECTION_ERRORS = (smtplib.SMTPException, OSError, ssl.SSLError, socket.timeout)
+
+
+class SmtpTransport:
+    """One connection per poll, opened when the first forward needs it."""
+
+    def __init__(self, settings: SmtpSettings):
+        self.settings = settings
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator["SmtpSession"]:
+        session = SmtpSession(self.settings)
+        try:
+            yield session
+        finally:
+            session.close()
+
+
+class SmtpSession:
+    def __init__(self, settings: SmtpSettings):
+        self.settings = settings
+        self._client: smtplib.SMTP | None = None
+
+    def send(self, forward: Forward) -> Delivery:
+        try:
+            client = self._client or self._connect()
+            return _transaction(client, forward)
+        except smtplib.SMTPResponseException as error:
+            self._reset_if_broken(error.smtp_code)
+            return _by_code(error.smtp_code, _reply_text(error.smtp_code, error.smtp_error))
+        except _CONNECTION_ERRORS as error:
+            # Includes a connection lost after the final dot: the outcome is unknown, so try
+            # again later; the forward's Message-ID stays the same and tells the copies apart.
+            self.close()
+            return Delivery(Status.TEMPORARY, f"connection: {type(error).__name__}: {error}")
+
+    def _connect(self) -> smtplib.SMTP:
+        server = self.settings.server
+        context = tls_context(server.ca_file)
+        if server.security == "tls":
+            client = smtplib.SMTP_SSL(server.host, server.port, timeout=server.timeout, context=context)
+        else:
+            client = smtplib.SMTP(server.host, server.port, timeout=server.timeout)
+            if server.security == "starttls":
+                client.starttls(context=context)
+        client.ehlo_or_helo_if_needed()
+        if server.username:
+            client.login(server.username, server.password.read())
+        self._client = client
+        return client
+
+    def _reset_if_broken(self, code: int) -> None:
+        if code == 421 or self._client is None:
+            self.close()
+        else:
+            with contextlib.suppress(*_CONNECTION_ERRORS):
+                self._client.rset()
+
+    def close(self) -> None:
+        if self._client is not None:
+            with contextlib.suppress(*_CONNECTION_ERRORS):
+                self._client.quit()
+            self._client = None
+
+
+def _transaction(client: smtplib.SMTP, forward: Forward) -> Delivery:
+    options = ["BODY=8BITMIME"] if client.has_extn("8bitmime") and not forward.data.isascii() else []
+    code, reply = client.mail(forward.sender, options)
+    if code != 250:
+        raise smtplib.SMTPSenderRefused(code, reply, forward.sender)
+    refused = {}
+    for recipient in forward.recipients:
+        code, reply = client.rcpt(recipient)
+        if code not in (250, 251):
+            refused[recipient] = (code, reply)
+    if len(refused) == len(forward.recipients):
+        client.rset()
+        worst = min(code for code, _ in refused.values())  # any 4xx means worth retrying
+        return _by_code(worst, "; ".join(f"{r}: {_reply_text(c, m)}" for r, (c, m) in refused.items()))
+    code, reply = client.data(forward.data)
+    if code != 250:
+        return _by_code(code, _reply_text(code, reply))
+    text = _reply_text(code, reply)
+    if refused:
+        text += " (refused: " + ", ".join(sorted(refused)) + ")"
+    return Delivery(Status.ACCEPTED, text)
+
+
+def _by_code(code: int, text: str) -> Delivery:
+    return Delivery(Status.PERMANENT if 500 <= code < 600 else Status.TEMPORARY, text)
+
+
+def _reply_text(code: int, reply: bytes | str) -> str:
+    message = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    return f"{code} {message}"
