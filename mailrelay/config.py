@@ -85,8 +85,8 @@ def load_settings(path: Path) -> Settings:
     smtp = _smtp(doc, data["smtp"]) if isinstance(data.get("smtp"), dict) else None
     maildir = _single_path(doc, data, "maildir", base)
     outbox = _single_path(doc, data, "outbox", base)
-    _exactly_one(doc, imap, maildir, "a mail source: [imap] or [maildir]")
-    _exactly_one(doc, smtp, outbox, "a transport: [smtp] or [outbox]")
+    _exactly_one(doc, data, ("imap", "maildir"), "mail source")
+    _exactly_one(doc, data, ("smtp", "outbox"), "transport")
     relay = _table(doc, data, "relay")
     doc.check_keys(relay, ("from_address", "id"), ("relay",))
     state = _table(doc, data, "state")
@@ -138,12 +138,14 @@ def _single_path(doc: TomlFile, data: dict, name: str, base: Path) -> Path | Non
     return _relative(base, value) if value else None
 
 
-def _exactly_one(doc: TomlFile, first: object, second: object, what: str) -> None:
-    if (first is None) == (second is None):
-        doc.problem((), f"the config must name exactly one {what}")
+def _exactly_one(doc: TomlFile, data: dict, sections: tuple[str, str], what: str) -> None:
+    if (sections[0] in data) == (sections[1] in data):
+        doc.problem((), f"the config must name exactly one {what}: [{sections[0]}] or [{sections[1]}]")
 
 
-_ENDPOINT_KEYS = ("host", "port", "security", "ca_file", "username", "password_file", "password_env", "timeout")
+# "password" is known only to be refused with a message that says what to do instead.
+_ENDPOINT_KEYS = ("host", "port", "security", "ca_file", "username", "password", "password_file", "password_env",
+                  "timeout")
 _IMAP_KEYS = _ENDPOINT_KEYS + ("mailbox", "processed_mailbox", "ignored_mailbox", "quarantine_mailbox", "batch_size")
 _DEFAULT_PORTS = {"imap": {"tls": 993, "starttls": 143, "plain": 143}, "smtp": {"tls": 465, "starttls": 587, "plain": 25}}
 

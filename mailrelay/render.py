@@ -20,6 +20,8 @@ LOOP_HEADER = "X-Mailrelay-Loop"
 TEMPLATE_NAMES = ("subject.txt.j2", "summary.txt.j2", "summary.html.j2")
 _MESSAGE_ID = re.compile(r"^<[^<>\s@]+@[^<>\s@]+>$")
 _SMTP_POLICY = email.policy.SMTP
+# Outer headers are not folded at 78 columns: some clients keep the fold's space in a Message-ID.
+_HEADER_POLICY = email.policy.SMTP.clone(max_line_length=998)
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ def _context(inbound: Inbound, classification: Classification, decision: Decisio
 
 def _headers(inbound: Inbound, desk: Desk, subject: str, from_address: str, relay_id: str,
              message_id: str) -> EmailMessage:
-    headers = EmailMessage(policy=_SMTP_POLICY)
+    headers = EmailMessage(policy=_HEADER_POLICY)
     headers["From"] = from_address
     headers["To"] = ", ".join(desk.addresses)
     reply = (inbound.reply_to or ((inbound.from_,) if inbound.from_ else ()))
@@ -107,7 +109,7 @@ def _assemble(headers: EmailMessage, summary: EmailMessage, original: bytes) -> 
     """multipart/mixed: the summary, then the original bytes as message/rfc822, byte for byte."""
     boundary = _boundary(original)
     encoding, body = _rfc822_body(original)
-    outer = headers.as_bytes(policy=_SMTP_POLICY).rstrip(b"\r\n")
+    outer = headers.as_bytes(policy=_HEADER_POLICY).rstrip(b"\r\n")
     parts = [
         outer + b"\r\n" + f'Content-Type: multipart/mixed; boundary="{boundary}"'.encode() + b"\r\n\r\n",
         f"--{boundary}\r\n".encode(),

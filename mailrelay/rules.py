@@ -62,7 +62,7 @@ def load_rules(path: Path) -> Rules:
     doc.check_keys(doc.data, ("desks", "rules", "default", "default_reason"))
     desks = _desks(doc)
     rules = tuple(_rule(doc, item, index, desks) for index, item in enumerate(_rule_tables(doc)))
-    default_target = doc.get(doc.data, "default", str, (), "editors")
+    default_target = doc.get(doc.data, "default", str, ())
     default_reason = doc.get(doc.data, "default_reason", str, (), "no rule matched")
     action, desk = _target(doc, default_target, ("default",), desks)
     default = Rule("default", (), action, desk, default_reason, doc.line_of(("default",)))

@@ -1,0 +1,72 @@
+"""Parsing raw bytes into the frozen Inbound value."""
+from __future__ import annotations
+
+import hashlib
+
+import mailparser
+
+from mailrelay.model import RawMail
+from mailrelay.parse import parse
+from tests.helpers import DATA, inbound, raw_mail
+
+
+def test_encoded_crlf_in_subject_becomes_one_line():
+    """An RFC 2047 word that decodes to CR/LF cannot start a new header line."""
+    mail = inbound("parse-subject-encoded-crlf-header-injection.eml")
+    assert "\r" not in mail.subject and "\n" not in mail.subject
+    assert mail.subject.startswith("Bewerbung") and "Bcc" in mail.subject
+
+
+def test_sender_name_is_decoded_and_address_lowercased():
+    """The From name is decoded from RFC 2047 and the address compared case-insensitively."""
+    mail = inbound("parse-subject-encoded-crlf-header-injection.eml")
+    assert mail.from_.name == "Jürgen Müller"
+    assert mail.from_.address == "j.mueller@example.de"
+
+
+def test_html_only_mail_becomes_readable_text():
+    """Without a plain part, the HTML is turned into text: no tags, no style or script content."""
+    mail = inbound("parse-html-only-with-style.eml")
+    assert "Sehr geehrte Damen und Herren," in mail.text
+    assert "Grüße" in mail.text  # windows-1252 decoded
+    assert "<" not in mail.text and "color" not in mail.text and "alert" not in mail.text
+
+
+def test_attachment_name_with_umlaut_and_decoded_size():
+    """RFC 2231 file names are decoded and the size counts decoded bytes, not base64."""
+    mail = inbound("parse-attachment-rfc2231-umlaut-name.eml")
+    assert [(a.filename, a.content_type) for a in mail.attachments] == [("Bewerbung Müller.pdf", "application/pdf")]
+    assert mail.attachments[0].size == 52
+
+
+def test_missing_headers_give_empty_values_not_errors():
+    """A mail without From, Date and Message-ID still parses, with empty values."""
+    mail = inbound("parse-no-from-no-date-no-message-id.eml")
+    assert (mail.from_, mail.date, mail.message_id) == (None, None, "")
+    assert mail.text == "Just a body."
+
+
+def test_raw_bytes_and_their_hash_are_kept():
+    """The original bytes travel unchanged with their SHA-256."""
+    raw = raw_mail("parse-attachment-rfc2231-umlaut-name.eml")
+    mail = parse(raw)
+    assert mail.raw == raw.data
+    assert mail.sha256 == hashlib.sha256(raw.data).hexdigest()
+
+
+def test_mail_parser_failure_falls_back_and_keeps_the_mail(monkeypatch):
+    """When mail-parser raises, the stdlib parser fills in and the failure is noted on the value."""
+    def broken(data):
+        raise ValueError("simulated mail-parser bug")
+
+    monkeypatch.setattr(mailparser, "parse_from_bytes", broken)
+    mail = parse(RawMail("k", (DATA / "parse-attachment-rfc2231-umlaut-name.eml").read_bytes()))
+    assert "Siehe Anhang." in mail.text
+    assert mail.attachments[0].filename == "Bewerbung Müller.pdf"
+    assert any("simulated mail-parser bug" in problem for problem in mail.parse_problems)
+
+
+def test_garbage_bytes_do_not_raise():
+    """Bytes that are not a mail at all still give a value (to be quarantined or ignored later)."""
+    mail = parse(RawMail("k", b"\x00\xff\xfe garbage \x00\r\n\r\n\x80"))
+    assert mail.sha256 and mail.from_ is None
