@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
     # Imports here keep `mailrelay --help` quick.
     from mailrelay.logs import configure_logging
+    from mailrelay.store import AlreadyRunning
     from mailrelay.tomlcheck import ConfigError
 
     configure_logging(arguments.log_level, stream=sys.stderr if arguments.command in _QUIET else sys.stdout)
@@ -23,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"mailrelay: the configuration is not usable:\n{error}", file=sys.stderr)
         return EXIT_CONFIG
+    except AlreadyRunning as error:
+        print(f"mailrelay: {error}", file=sys.stderr)
+        return EXIT_POLL_FAILED
 
 
 _QUIET = ("explain", "check", "demo")  # their output is for people; the event log goes to stderr
@@ -83,10 +87,9 @@ def _open(config: Path):
     store = Store(settings.state_path)
     try:
         store.lock()
-    except AlreadyRunning as error:
+    except AlreadyRunning:
         store.close()
-        print(f"mailrelay: {error}", file=sys.stderr)
-        raise SystemExit(EXIT_POLL_FAILED) from None
+        raise
     return settings, store, build_relay(settings, store, policy)
 
 

@@ -1,0 +1,16 @@
+PYTHON ?= python3
+
+.PHONY: install demo test
+
+# Install the package (editable) with what the tests need.
+install:
+	$(PYTHON) -m pip install -q -e ".[test]"
+
+# The embedded default: the relay over a bundled sample inbox, no servers needed.
+demo: install
+	$(PYTHON) -m mailrelay demo
+
+# The whole test suite; it starts its own Dovecot and SMTP server on loopback.
+test: install
+	@command -v dovecot >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd openssl; }
+	$(PYTHON) -m pytest -q

@@ -1,0 +1,63 @@
+"""Running the relay against the test servers: a config writer and a `once` runner."""
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from mailrelay.cli import main
+from tests.helpers import REPO
+
+RELAY_ADDRESS = "relay@clusterplattform.example"
+
+
+def write_config(directory: Path, dovecot, user: str, sink=None, *, smtp: str | None = None,
+                 imap_port: int | None = None, templates: Path | None = None, rules: Path | None = None) -> Path:
+    """A main config pointing at the test Dovecot (TLS, verified) and the SMTP sink (plain, loopback)."""
+    (directory / "imap.secret").write_text(dovecot.password + "\n", encoding="utf-8")
+    smtp = smtp or f'[smtp]\nhost = "127.0.0.1"\nport = {sink.port}\nsecurity = "plain"\ntimeout = 10\n'
+    text = f"""\
+rules = "{rules or REPO / 'config' / 'routing.toml'}"
+signals = "{REPO / 'config' / 'signals.toml'}"
+templates = "{templates or REPO / 'templates'}"
+
+[imap]
+host = "127.0.0.1"
+port = {imap_port or dovecot.tls_port}
+security = "tls"
+ca_file = "{dovecot.ca_file}"
+username = "{user}"
+password_file = "imap.secret"
+timeout = 10
+
+{smtp}
+[relay]
+from_address = "{RELAY_ADDRESS}"
+id = "test-relay"
+
+[state]
+path = "state.sqlite"
+"""
+    path = directory / "mailrelay.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def once(config: Path) -> int:
+    """One poll through the real command-line entry point; returns its exit code."""
+    return main(["--config", str(config), "once"])
+
+
+def audit_events(directory: Path) -> list[tuple[int | None, str, dict]]:
+    with sqlite3.connect(directory / "state.sqlite") as db:
+        rows = db.execute("SELECT mail_id, event, detail FROM events ORDER BY id").fetchall()
+    return [(mail_id, event, json.loads(detail)) for mail_id, event, detail in rows]
+
+
+def mail_states(directory: Path) -> list[tuple[str, str | None, str | None]]:
+    with sqlite3.connect(directory / "state.sqlite") as db:
+        return db.execute("SELECT state, route, archived_to FROM mails ORDER BY id").fetchall()
+
+
+def without_crlf(data: bytes) -> bytes:
+    return data.replace(b"\r\n", b"\n")

@@ -1,0 +1,173 @@
+"""The whole relay against a real Dovecot (IMAP, TLS) and a real aiosmtpd server."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from mailrelay.store import Store
+from tests.helpers import REPO
+from tests.relaytest import RELAY_ADDRESS, audit_events, mail_states, once, without_crlf, write_config
+
+MAILS = REPO / "mailrelay" / "demo" / "mails"
+APPLICATION = (MAILS / "01-application-state-ministry.eml").read_bytes()
+AUTO_REPLY = (MAILS / "04-auto-reply-out-of-office.eml").read_bytes()
+BOUNCE = (MAILS / "05-bounce-dsn.eml").read_bytes()
+
+
+@pytest.fixture
+def config(tmp_path, dovecot, imap_user, smtp_sink):
+    return write_config(tmp_path, dovecot, imap_user, smtp_sink)
+
+
+def test_application_is_forwarded_to_its_desk_and_moved_unread(config, dovecot, imap_user, smtp_sink):
+    """A German ministry's application reaches desk-public once and leaves the inbox, still unread."""
+    dovecot.append(imap_user, "INBOX", APPLICATION)
+    assert once(config) == 0
+    [received] = smtp_sink.received
+    assert received.rcpt_tos == ("desk-public@bmwi.example",) and received.mail_from == RELAY_ADDRESS
+    assert without_crlf(APPLICATION) in without_crlf(received.data)
+    assert dovecot.messages(imap_user, "INBOX") == []
+    assert [without_crlf(m) for m in dovecot.messages(imap_user, "Processed")] == [without_crlf(APPLICATION)]
+    with dovecot.client(imap_user) as client:
+        client.select_folder("Processed", readonly=True)
+        flags = client.get_flags(client.search("ALL"))
+    assert all(b"\\Seen" not in f for f in flags.values())
+
+
+def test_second_poll_sends_nothing(config, dovecot, imap_user, smtp_sink):
+    """Running again over the same mailbox forwards nothing more."""
+    dovecot.append(imap_user, "INBOX", APPLICATION)
+    assert once(config) == 0 and once(config) == 0
+    assert len(smtp_sink.received) == 1
+
+
+def test_machine_mail_is_archived_not_forwarded(config, dovecot, imap_user, smtp_sink):
+    """Auto-replies and bounces go to the ignored mailbox and never to a desk."""
+    dovecot.append(imap_user, "INBOX", AUTO_REPLY)
+    dovecot.append(imap_user, "INBOX", BOUNCE)
+    assert once(config) == 0
+    assert smtp_sink.received == []
+    assert len(dovecot.messages(imap_user, "Ignored")) == 2
+    assert dovecot.messages(imap_user, "INBOX") == []
+
+
+def test_temporary_smtp_failure_keeps_the_mail_until_accepted(config, dovecot, imap_user, smtp_sink):
+    """A 451 leaves the mail in the inbox; the next poll forwards it once and archives it."""
+    dovecot.append(imap_user, "INBOX", APPLICATION)
+    smtp_sink.reject_next(1, code=451)
+    assert once(config) == 0
+    assert smtp_sink.received == [] and len(dovecot.messages(imap_user, "INBOX")) == 1
+    assert mail_states(config.parent) == [("retry", "desk-public", None)]
+    assert once(config) == 0
+    assert len(smtp_sink.received) == 1
+    assert dovecot.messages(imap_user, "INBOX") == []
+    assert mail_states(config.parent) == [("forwarded", "desk-public", "Processed")]
+
+
+def test_permanent_smtp_failure_quarantines(config, dovecot, imap_user, smtp_sink):
+    """A 550 moves the mail to quarantine and records the server's reply."""
+    dovecot.append(imap_user, "INBOX", APPLICATION)
+    smtp_sink.reject_next(1, code=550)
+    assert once(config) == 0
+    assert smtp_sink.received == []
+    assert len(dovecot.messages(imap_user, "Quarantine")) == 1
+    refused = [detail for _, event, detail in audit_events(config.parent) if event == "mail.refused"]
+    assert refused and refused[0]["reply"].startswith("550")
+
+
+def test_same_mail_twice_is_forwarded_once(config, dovecot, imap_user, smtp_sink):
+    """The same bytes arriving again are recorded as a duplicate and archived, not forwarded."""
+    dovecot.append(imap_user, "INBOX", APPLICATION)
+    dovecot.append(imap_user, "INBOX", APPLICATION)
+    assert once(config) == 0
+    assert len(smtp_sink.received) == 1
+    assert len(dovecot.messages(imap_user, "Processed")) == 2
+    assert "mail.duplicate" in [event for _, event, _ in audit_events(config.parent)]
+
+
+def test_mail_moved_back_into_the_inbox_is_not_forwarded_again(config, dovecot, imap_user, smtp_sink):
+    """Someone moving a handled mail back to the inbox does not cause a second forward."""
+    dovecot.append(imap_user, "INBOX", APPLICATION)
+    assert once(config) == 0
+    with dovecot.client(imap_user) as client:
+        client.select_folder("Processed")
+        client.move(client.search("ALL"), "INBOX")
+    assert once(config) == 0
+    assert len(smtp_sink.received) == 1
+    assert dovecot.messages(imap_user, "INBOX") == []
+
+
+def test_every_step_is_audited_with_rule_and_evidence(config, dovecot, imap_user, smtp_sink, capsys):
+    """The store and the JSON log both tell the story: received, decided, sending, forwarded, archived."""
+    dovecot.append(imap_user, "INBOX", APPLICATION)
+    assert once(config) == 0
+    events = audit_events(config.parent)
+    assert [event for mail_id, event, _ in events if mail_id] == [
+        "received", "mail.decided", "mail.sending", "mail.forwarded", "mail.archived"]
+    decided = next(detail for _, event, detail in events if event == "mail.decided")
+    assert decided["rule"] == "public-body-germany" and decided["evidence"]
+    forwarded = next(detail for _, event, detail in events if event == "mail.forwarded")
+    assert forwarded["reply"].startswith("250")
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert {"poll.started", "mail.decided", "mail.forwarded", "poll.finished"} <= {e["event"] for e in logged}
+    assert all("timestamp" in e and "level" in e for e in logged)
+
+
+def test_a_broken_template_quarantines_the_mail_and_the_poll_goes_on(tmp_path, dovecot, imap_user, smtp_sink):
+    """A template error costs the one mail (quarantined, recorded); the mails behind it are handled."""
+    templates = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", templates)
+    with open(templates / "summary.txt.j2", "a", encoding="utf-8") as handle:
+        handle.write("{{ no_such_variable }}\n")
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, templates=templates)
+    dovecot.append(imap_user, "INBOX", APPLICATION)
+    dovecot.append(imap_user, "INBOX", AUTO_REPLY)
+    assert once(config) == 0
+    assert smtp_sink.received == []
+    assert len(dovecot.messages(imap_user, "Quarantine")) == 1
+    assert len(dovecot.messages(imap_user, "Ignored")) == 1
+    failed = [detail for _, event, detail in audit_events(tmp_path) if event == "mail.failed"]
+    assert "no_such_variable" in failed[0]["error"]
+
+
+def test_unreachable_imap_server_exits_1(tmp_path, dovecot, imap_user, smtp_sink):
+    """When the IMAP server cannot be reached, `once` says so and exits 1."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, imap_port=closed_port)
+    assert once(config) == 1
+
+
+def test_wrong_password_exits_1(tmp_path, dovecot, imap_user, smtp_sink, capsys):
+    """A refused login is a failed poll (exit 1), and the password never reaches the output."""
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink)
+    (tmp_path / "imap.secret").write_text("wrong-canary-password", encoding="utf-8")
+    assert once(config) == 1
+    output = capsys.readouterr()
+    assert "could not run" in output.err
+    assert "wrong-canary-password" not in output.out + output.err
+
+
+def test_bad_config_exits_2(tmp_path, capsys):
+    """A config with problems is refused with exit 2 and each problem named."""
+    path = tmp_path / "mailrelay.toml"
+    path.write_text("[imap]\nhots = 1\n", encoding="utf-8")
+    assert once(path) == 2
+    assert f"{path}:2: unknown key 'hots'" in capsys.readouterr().err
+
+
+def test_second_instance_on_the_same_state_is_refused(config, dovecot, imap_user, smtp_sink):
+    """While one relay holds the state store, another refuses to poll (exit 1)."""
+    holder = Store(config.parent / "state.sqlite")
+    holder.lock()
+    try:
+        dovecot.append(imap_user, "INBOX", APPLICATION)
+        assert once(config) == 1
+        assert smtp_sink.received == []
+    finally:
+        holder.close()
