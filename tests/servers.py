@@ -90,11 +90,16 @@ def server_ssl_context(tls: TlsMaterial) -> ssl.SSLContext:
 # --------------------------------------------------------------------------- ports
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that the OS reports free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """`count` distinct TCP ports on 127.0.0.1 that the OS reports free right now."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind((HOST, 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def wait_for_port(port: int, timeout: float) -> bool:
@@ -143,6 +148,7 @@ first_valid_uid = {uid}
 first_valid_gid = {gid}
 mail_location = maildir:~/Maildir:LAYOUT=fs
 mail_fsync = never
+auth_failure_delay = 0
 mail_max_userip_connections = 100
 namespace inbox {{
   inbox = yes
@@ -202,13 +208,14 @@ class Dovecot:
         """Start Dovecot on two fresh ports, retrying when a port was taken meanwhile."""
         self._prepare_directories()
         for _ in range(attempts):
-            self.tls_port, self.plain_port = free_port(), free_port()
+            self.tls_port, self.plain_port = free_ports(2)
             self._write_config()
             if self._try_start():
                 self._started = True
                 return
+        tail = self.log_tail()
         self._cleanup_files()
-        raise RuntimeError(f"Dovecot did not start; log tail:\n{self.log_tail()}")
+        raise RuntimeError(f"Dovecot did not start after {attempts} attempts; log tail:\n{tail}")
 
     def stop(self) -> None:
         """Stop the instance (doveadm, else the master pid) and remove its files."""
@@ -241,11 +248,11 @@ class Dovecot:
 
     def _try_start(self) -> bool:
         """Launch the master; True once both listeners accept connections."""
-        result = subprocess.run([dovecot_binary() or "dovecot", "-c", str(self.config_file)],
-                                capture_output=True, text=True)
+        # Not capture_output: the daemon inherits the pipes and run() would wait on them.
+        with self.log_file.open("a") as log:
+            result = subprocess.run([dovecot_binary() or "dovecot", "-c", str(self.config_file)],
+                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         if result.returncode != 0:
-            with self.log_file.open("a") as log:
-                log.write(result.stdout + result.stderr)
             return False
         if wait_for_port(self.tls_port, START_TIMEOUT) and wait_for_port(self.plain_port, 1.0):
             return True
@@ -260,13 +267,16 @@ class Dovecot:
             return None
 
     def _stop_master(self) -> None:
-        """Ask doveadm to stop the master and wait; kill it by pid if that fails."""
+        """Ask doveadm to stop the master (it waits, ~2 s); else kill its process group."""
         pid = self._master_pid()
-        subprocess.run([_doveadm_binary(), "-c", str(self.config_file), "stop"],
-                       capture_output=True, timeout=10)
-        if pid is not None and not _wait_gone(pid, 5.0):
-            os.kill(pid, signal.SIGKILL)
-            _wait_gone(pid, 2.0)
+        try:
+            subprocess.run([_doveadm_binary(), "-c", str(self.config_file), "stop"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=10, check=False)
+        except subprocess.TimeoutExpired:
+            pass
+        if pid is not None and not _wait_gone(pid, 10.0):
+            _kill_group(pid)
 
     def _cleanup_files(self) -> None:
         """Remove the instance's temporary directory."""
@@ -283,7 +293,11 @@ class Dovecot:
         else:
             client = imapclient.IMAPClient(
                 self.host, port=self.plain_port, ssl=False, timeout=CLIENT_TIMEOUT)
-        client.login(username, self.password)
+        try:
+            client.login(username, self.password)
+        except BaseException:
+            client.shutdown()
+            raise
         return client
 
     def create_mailbox(self, username: str, name: str) -> None:
@@ -317,6 +331,18 @@ class Dovecot:
         """Names of all mailboxes of `username`, sorted."""
         with self.client(username) as client:
             return sorted(name for _flags, _delimiter, name in client.list_folders())
+
+
+def _kill_group(pid: int) -> None:
+    """SIGKILL the daemonised master `pid` and its children (its own process group)."""
+    try:
+        if os.getpgid(pid) == pid != os.getpgid(0):
+            os.killpg(pid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    _wait_gone(pid, 2.0)
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:
@@ -419,7 +445,8 @@ class SmtpSink:
     """An SMTP server on 127.0.0.1 that records what it accepts.
 
     `tls` with implicit_tls=False offers STARTTLS; with implicit_tls=True the
-    whole connection is TLS. `auth=(username, password)` requires AUTH.
+    whole connection is TLS. `auth=(username, password)` requires AUTH before
+    MAIL, and with STARTTLS offered only after STARTTLS.
     """
 
     host = HOST
@@ -431,7 +458,8 @@ class SmtpSink:
         self._handler = _SinkHandler()
         self._controller = _PortZeroController(
             self._handler, hostname=HOST, port=0, server_hostname="sink.test",
-            **self._tls_options(tls, implicit_tls), **self._auth_options(auth))
+            **self._tls_options(tls, implicit_tls),
+            **self._auth_options(auth, starttls=tls is not None and not implicit_tls))
         self.port = 0
 
     @staticmethod
@@ -444,17 +472,18 @@ class SmtpSink:
         return {"tls_context": server_ssl_context(tls), "require_starttls": False}
 
     @staticmethod
-    def _auth_options(auth: tuple[str, str] | None) -> dict:
-        """Controller keywords that require AUTH with exactly `auth`."""
+    def _auth_options(auth: tuple[str, str] | None, starttls: bool) -> dict:
+        """Controller keywords that require AUTH with exactly `auth` (after STARTTLS if offered)."""
         if auth is None:
             return {}
         expected = LoginPassword(auth[0].encode(), auth[1].encode())
 
         def authenticator(server, session, envelope, mechanism, auth_data):
-            return AuthResult(success=auth_data == expected)
+            return AuthResult(success=auth_data == expected, handled=False)
 
+        # aiosmtpd counts only STARTTLS as TLS, so implicit TLS must not "require" it.
         return {"authenticator": authenticator, "auth_required": True,
-                "auth_require_tls": False}
+                "auth_require_tls": starttls}
 
     def __enter__(self) -> SmtpSink:
         self.start()

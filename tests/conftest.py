@@ -1,0 +1,72 @@
+"""Fixtures that start real servers on loopback: Dovecot for IMAP, an aiosmtpd sink for SMTP."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers import Dovecot, SmtpSink, TlsMaterial, dovecot_binary, make_tls_material
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def tls_material() -> Iterator[TlsMaterial]:
+    """A throwaway CA and a server certificate for localhost / 127.0.0.1."""
+    with tempfile.TemporaryDirectory(prefix="mailrelay-tls-") as directory:
+        yield make_tls_material(directory)
+
+
+@pytest.fixture(scope="session")
+def dovecot(tls_material: TlsMaterial) -> Iterator[Dovecot]:
+    """One private Dovecot for the whole run; any username logs in with its password."""
+    if dovecot_binary() is None:
+        if os.environ.get("CI"):
+            pytest.fail("dovecot is not installed; .ci/run must install dovecot-imapd")
+        pytest.skip("dovecot is not installed (apt-get install dovecot-imapd)")
+    with Dovecot(tls_material) as server:
+        yield server
+
+
+@pytest.fixture
+def imap_user() -> str:
+    """A username never used before in this run, so its mailboxes start empty."""
+    return f"t-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def make_smtp_sink(tls_material: TlsMaterial) -> Iterator[Callable[..., SmtpSink]]:
+    """A factory for started SmtpSinks (keywords as SmtpSink; tls=True means the test CA)."""
+    sinks: list[SmtpSink] = []
+
+    def make(*, tls: bool = False, implicit_tls: bool = False,
+             auth: tuple[str, str] | None = None) -> SmtpSink:
+        sink = SmtpSink(tls=tls_material if tls or implicit_tls else None,
+                        implicit_tls=implicit_tls, auth=auth)
+        sink.start()
+        sinks.append(sink)
+        return sink
+
+    yield make
+    for sink in sinks:
+        sink.stop()
+
+
+@pytest.fixture
+def smtp_sink(make_smtp_sink: Callable[..., SmtpSink]) -> SmtpSink:
+    """A started plain SMTP sink without TLS or AUTH."""
+    return make_smtp_sink()
+
+
+@pytest.fixture(scope="session")
+def corpus_dir() -> Path:
+    """The labelled sample inbox in shared/ beside the repository."""
+    path = (REPO_ROOT / ".." / "shared" / "corpus" / "pool-a").resolve()
+    if not path.is_dir():
+        pytest.skip(f"corpus not found at {path}")
+    return path
