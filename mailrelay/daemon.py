@@ -20,8 +20,8 @@ class Daemon:
         self.policy = policy
         self.poll_seconds = poll_seconds
         self.log = get_logger()
-        self.scheduler = BlockingScheduler()
-        self.poll_lock = threading.Lock()
+        # One worker: polls run one after another, never side by side.
+        self.scheduler = BlockingScheduler(executors={"default": {"type": "threadpool", "max_workers": 1}})
 
     def run(self) -> None:
         """Poll now and then every poll_seconds until SIGTERM or SIGINT."""
@@ -36,13 +36,12 @@ class Daemon:
         self.log.info("daemon.stopped")
 
     def poll(self) -> None:
-        with self.poll_lock:
-            try:
-                self.relay.poll()
-            except SourceError as error:
-                self.log.error("poll.failed", error=str(error))
-            except Exception:  # the next poll starts afresh; the traceback goes to the log
-                self.log.exception("poll.crashed")
+        try:
+            self.relay.poll()
+        except SourceError as error:
+            self.log.error("poll.failed", error=str(error))
+        except Exception:  # the next poll starts afresh; the traceback goes to the log
+            self.log.exception("poll.crashed")
 
     def _stop(self, signum, frame) -> None:
         self.log.info("daemon.stopping", signal=signal.Signals(signum).name)

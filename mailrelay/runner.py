@@ -82,7 +82,7 @@ class Relay:
     def _seen_again(self, record: MailRecord, raw: RawMail, inbox: Inbox) -> dict:
         """Same bytes as a mail already handled: never forwarded twice; just put away again."""
         event = "mail.duplicate" if record.archived_to else "mail.resumed"
-        self._audit(record.id, event, source=raw.key, state=record.state)
+        self._audit(record.id, event, detail={"source": raw.key, "state": record.state})
         mailbox = inbox.archive(raw.key, _ARCHIVE_TARGET[record.state])
         self.store.update(record.id, "mail.archived", {"mailbox": mailbox}, archived_to=mailbox)
         outcome = "duplicate" if record.archived_to else record.state
@@ -97,9 +97,10 @@ class Relay:
         if classification is not None:
             columns.update(kind=classification.kind, sender=classification.sender,
                            level=classification.level, country=classification.country)
-            detail.update(kind=classification.kind, sender=classification.sender, level=classification.level,
-                          country=classification.country, confidence=round(classification.confidence, 3),
-                          evidence=[_evidence(item) for item in classification.evidence])
+            detail["classification"] = {
+                "kind": classification.kind, "sender": classification.sender, "level": classification.level,
+                "country": classification.country, "confidence": round(classification.confidence, 3)}
+            detail["evidence"] = [_evidence(item) for item in classification.evidence]
         self._audit(mail_id, "mail.decided", detail=detail, **columns)
 
     def _deliver(self, mail_id: int, key: str, processed: Processed, inbox: Inbox, outbox) -> dict:

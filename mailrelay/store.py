@@ -1,13 +1,16 @@
 """State and audit trail in SQLite: the only module that writes durable state."""
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import sqlite3
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS mails (
@@ -82,7 +85,10 @@ class Store:
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        # The daemon polls in a worker thread and records reloads from the main thread:
+        # one connection, every use serialised by the lock.
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -106,11 +112,11 @@ class Store:
         self._lock_file = handle
 
     def find(self, sha256: str) -> MailRecord | None:
-        row = self._db.execute("SELECT * FROM mails WHERE sha256 = ?", (sha256,)).fetchone()
-        return _record(row) if row else None
+        rows = self._query("SELECT * FROM mails WHERE sha256 = ?", (sha256,))
+        return _record(rows[0]) if rows else None
 
     def get(self, mail_id: int) -> MailRecord:
-        return _record(self._db.execute("SELECT * FROM mails WHERE id = ?", (mail_id,)).fetchone())
+        return _record(self._query("SELECT * FROM mails WHERE id = ?", (mail_id,))[0])
 
     def add_mail(self, sha256: str, message_id: str, source_key: str, from_address: str, subject: str,
                  raw: bytes) -> int:
@@ -143,16 +149,16 @@ class Store:
     def events(self, mail_id: int | None = None) -> list[dict]:
         query, args = ("SELECT * FROM events ORDER BY id", ()) if mail_id is None else (
             "SELECT * FROM events WHERE mail_id = ? ORDER BY id", (mail_id,))
-        return [dict(row, detail=json.loads(row["detail"])) for row in self._db.execute(query, args)]
+        return [dict(row, detail=json.loads(row["detail"])) for row in self._query(query, args)]
 
     def mails(self, state: str | None = None) -> list[MailRecord]:
         query, args = ("SELECT * FROM mails ORDER BY id", ()) if state is None else (
             "SELECT * FROM mails WHERE state = ? ORDER BY id", (state,))
-        return [_record(row) for row in self._db.execute(query, args)]
+        return [_record(row) for row in self._query(query, args)]
 
     def unfinished_keys(self, prefix: str) -> list[str]:
         """Source keys under `prefix` of mails not yet final and archived: they are fetched again."""
-        rows = self._db.execute(
+        rows = self._query(
             "SELECT source_key FROM mails WHERE substr(source_key, 1, ?) = ?"
             " AND (state NOT IN ('forwarded', 'ignored', 'quarantined') OR archived_to IS NULL)",
             (len(prefix), prefix),
@@ -160,13 +166,13 @@ class Store:
         return [row["source_key"] for row in rows]
 
     def raw(self, sha256: str) -> bytes | None:
-        row = self._db.execute("SELECT data FROM raw_mails WHERE sha256 = ?", (sha256,)).fetchone()
-        return bytes(row["data"]) if row else None
+        rows = self._query("SELECT data FROM raw_mails WHERE sha256 = ?", (sha256,))
+        return bytes(rows[0]["data"]) if rows else None
 
     def mailbox_position(self, name: str) -> tuple[int, int] | None:
         """(UIDVALIDITY, highest UID durably recorded) for a mailbox, or None if never seen."""
-        row = self._db.execute("SELECT uidvalidity, last_uid FROM mailboxes WHERE name = ?", (name,)).fetchone()
-        return (row["uidvalidity"], row["last_uid"]) if row else None
+        rows = self._query("SELECT uidvalidity, last_uid FROM mailboxes WHERE name = ?", (name,))
+        return (rows[0]["uidvalidity"], rows[0]["last_uid"]) if rows else None
 
     def set_mailbox_position(self, name: str, uidvalidity: int, last_uid: int) -> None:
         with self._transaction():
@@ -176,25 +182,25 @@ class Store:
                 (name, uidvalidity, last_uid),
             )
 
+    def _query(self, query: str, args: tuple = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(query, args).fetchall()
+
     def _event(self, mail_id: int | None, event: str, detail: dict) -> None:
         self._db.execute("INSERT INTO events (at, mail_id, event, detail) VALUES (?, ?, ?, ?)",
                          (_now(), mail_id, event, json.dumps(detail, ensure_ascii=False, default=str)))
 
-    def _transaction(self):
-        return _Transaction(self._db)
-
-
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error."""
-
-    def __init__(self, db: sqlite3.Connection):
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error; one thread at a time."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
 
 def _record(row: sqlite3.Row) -> MailRecord:

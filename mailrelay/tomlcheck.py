@@ -68,15 +68,13 @@ class TomlFile:
         """The line where `key` (a path of table names, array indexes and a key) is written; 1 if unsure."""
         tables, name = _split_key(key)
         start = self._table_start(tables)
-        if start is None:
-            return 1
-        if name is None:
-            return start or 1
-        for number, line in self._table_lines(start):
-            match = _ASSIGNMENT.match(line)
-            if match and _normalise_key(match.group(1)).split(".")[0] == name:
-                return number
-        return start or 1
+        if name is not None and start is not None:
+            for number, line in self._table_lines(start):
+                match = _ASSIGNMENT.match(line)
+                if match and _normalise_key(match.group(1)).split(".")[0] == name:
+                    return number
+        header = self._table_start(key) if name is not None else None  # `key` may itself be a [table]
+        return header or start or 1
 
     def _table_start(self, tables: tuple[str | int, ...]) -> int | None:
         if not tables:

@@ -1,0 +1,61 @@
+"""The service: scheduled polls, reload on SIGHUP, clean stop on SIGTERM."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from tests.helpers import REPO
+from tests.relaytest import write_config
+
+APPLICATION = (REPO / "mailrelay" / "demo" / "mails" / "01-application-state-ministry.eml").read_bytes()
+
+
+def _wait_for_event(process, lines: list[dict], name: str, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            time.sleep(0.05)
+            continue
+        if line.startswith("{"):
+            lines.append(json.loads(line))
+            if lines[-1]["event"] == name:
+                return lines[-1]
+    raise AssertionError(f"no {name} event; saw {[e['event'] for e in lines]}")
+
+
+def test_daemon_polls_reloads_and_stops(tmp_path, dovecot, imap_user, smtp_sink):
+    """`run` forwards new mail on its schedule, keeps the old rules on a broken reload, and exits on SIGTERM."""
+    rules = tmp_path / "routing.toml"
+    rules.write_text((REPO / "config" / "routing.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, rules=rules)
+    config.write_text(config.read_text() + "\n[schedule]\npoll_seconds = 1\n")
+    process = subprocess.Popen([sys.executable, "-m", "mailrelay", "--config", str(config), "run"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                               env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    lines: list[dict] = []
+    try:
+        started = _wait_for_event(process, lines, "daemon.started")
+        dovecot.append(imap_user, "INBOX", APPLICATION)
+        try:
+            smtp_sink.wait_for(1, timeout=30)
+        except TimeoutError:
+            process.kill()
+            raise AssertionError(process.stdout.read()[-3000:] + process.stderr.read()[-3000:])
+        rules.write_text("this is = not [valid toml\n", encoding="utf-8")
+        process.send_signal(signal.SIGHUP)
+        refused = _wait_for_event(process, lines, "config.reload_refused")
+        assert refused["rules_version"] == started["rules_version"]
+        assert any(str(rules) in problem for problem in refused["problems"])
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert len(smtp_sink.received) == 1
+    assert "daemon.stopped" in [e["event"] for e in lines] or "daemon.stopped" in process.stdout.read()
