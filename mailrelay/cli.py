@@ -18,7 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     from mailrelay.store import AlreadyRunning
     from mailrelay.tomlcheck import ConfigError
 
-    configure_logging(arguments.log_level, stream=sys.stderr if arguments.command in _QUIET else sys.stdout)
+    quiet = arguments.command in _QUIET
+    configure_logging(arguments.log_level or ("warning" if quiet else "info"),
+                      stream=sys.stderr if quiet else sys.stdout)
     try:
         return arguments.handler(arguments)
     except ConfigError as error:
@@ -29,14 +31,15 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_POLL_FAILED
 
 
-_QUIET = ("explain", "check", "demo")  # their output is for people; the event log goes to stderr
+_QUIET = ("explain", "check", "demo")  # their output is for people; events go to stderr, warnings only
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mailrelay", description="Relay for the Clusterplattform inbox: classify, route, forward, audit.")
     parser.add_argument("--config", type=Path, default=Path(DEFAULT_CONFIG), help="main config file (TOML)")
-    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                        help="default: info for once/run, warning for the commands people read")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("once", help="poll the inbox once, then exit").set_defaults(handler=_once)
     commands.add_parser("run", help="run as a service: poll on a schedule").set_defaults(handler=_run)

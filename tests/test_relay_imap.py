@@ -171,3 +171,29 @@ def test_second_instance_on_the_same_state_is_refused(config, dovecot, imap_user
         assert smtp_sink.received == []
     finally:
         holder.close()
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_smtp_over_tls_with_auth_and_a_private_ca(tmp_path, dovecot, imap_user, make_smtp_sink, security):
+    """STARTTLS and implicit TLS to the SMTP server, verified against ca_file, with AUTH."""
+    sink = make_smtp_sink(tls=True, implicit_tls=security == "tls", auth=("relay-user", "smtp-canary"))
+    (tmp_path / "smtp.secret").write_text("smtp-canary\n", encoding="utf-8")
+    smtp = (f'[smtp]\nhost = "127.0.0.1"\nport = {sink.port}\nsecurity = "{security}"\n'
+            f'ca_file = "{dovecot.ca_file}"\nusername = "relay-user"\npassword_file = "smtp.secret"\ntimeout = 10\n')
+    config = write_config(tmp_path, dovecot, imap_user, smtp=smtp)
+    dovecot.append(imap_user, "INBOX", APPLICATION)
+    assert once(config) == 0
+    assert len(sink.received) == 1
+    assert dovecot.messages(imap_user, "INBOX") == []
+
+
+def test_smtp_certificate_not_trusted_defers_the_mail(tmp_path, dovecot, imap_user, make_smtp_sink):
+    """Without the private CA the certificate is refused: nothing sent, the mail waits in the inbox."""
+    sink = make_smtp_sink(tls=True, implicit_tls=True)
+    smtp = f'[smtp]\nhost = "127.0.0.1"\nport = {sink.port}\nsecurity = "tls"\ntimeout = 10\n'
+    config = write_config(tmp_path, dovecot, imap_user, smtp=smtp)
+    dovecot.append(imap_user, "INBOX", APPLICATION)
+    assert once(config) == 0
+    assert sink.received == [] and len(dovecot.messages(imap_user, "INBOX")) == 1
+    deferred = [detail for _, event, detail in audit_events(tmp_path) if event == "mail.deferred"]
+    assert "CERTIFICATE_VERIFY_FAILED" in deferred[0]["reply"]
