@@ -1,6 +1,8 @@
 """What the relay would do with one mail file, and why; no network, nothing recorded."""
 from __future__ import annotations
 
+import email
+import email.policy
 from pathlib import Path
 
 from mailrelay.config import load_settings
@@ -71,6 +73,7 @@ def _as_text(facts: dict, processed: Processed, policy) -> str:
     lines.append(f"Decision:    {facts['action']} -> {facts['route']} (rule {facts['rule']})"
                  + (f": {facts['reason']}" if facts["reason"] else ""))
     if processed.forward is not None:
-        lines += ["", "Summary as the desk would receive it:", "",
-                  processed.forward.data.decode("utf-8", "replace").split("\r\n--mailrelay-", 2)[0]]
+        summary = email.message_from_bytes(processed.forward.data, policy=email.policy.default)
+        lines += ["", f"Summary for {', '.join(processed.forward.recipients)}:",
+                  f"Subject: {summary['Subject']}", "", summary.get_body(("plain",)).get_content()]
     return "\n".join(lines)
