@@ -1,0 +1,130 @@
+"""Inbound -> Classification: pure; every conclusion carries the evidence that led to it."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from mailrelay.findings import about_findings, kind_findings, scores
+from mailrelay.model import UNKNOWN_COUNTRY, Classification, Evidence, Inbound, Kind, Level, Sender
+from mailrelay.signals import Signals
+from mailrelay.signature import Letter, read_letter
+
+# Machine kinds are decided before a person's mail; on equal scores the earlier one wins, because a
+# bounce also carries Auto-Submitted and an auto-reply may carry "Precedence: bulk".
+MACHINE_ORDER = (Kind.BOUNCE, Kind.AUTO_REPLY, Kind.BULK, Kind.SPAM)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One field's decision: the value (None when it cannot be told), how sure, and why."""
+
+    value: str | None
+    confidence: float
+    note: Evidence
+
+
+def classify(inbound: Inbound, signals: Signals) -> Classification:
+    """What the mail is, who sent it from where, how sure, and the evidence for each conclusion."""
+    letter = read_letter(inbound.text, signals.text)
+    found = kind_findings(inbound, letter, signals) + _letter_notes(letter)
+    kind = _kind(scores(found), signals)
+    evidence = found + [kind.note]
+    if Kind(kind.value).is_machine:
+        return Classification(Kind(kind.value), Sender.UNKNOWN, None, UNKNOWN_COUNTRY, kind.confidence,
+                              tuple(evidence))
+    return _person_mail(inbound, letter, signals, kind, evidence)
+
+
+def _person_mail(inbound: Inbound, letter: Letter, signals: Signals, kind: Verdict,
+                 evidence: list[Evidence]) -> Classification:
+    """Who wrote it and from where; the level only for a public body."""
+    sender, sender_found = _about("sender", inbound, letter, signals)
+    country, country_found = _about("country", inbound, letter, signals)
+    level, level_found = (_about("level", inbound, letter, signals) if sender.value == Sender.PUBLIC_BODY
+                          else (None, []))
+    evidence = evidence + sender_found + country_found + level_found
+    return Classification(
+        kind=Kind(kind.value),
+        sender=Sender(sender.value) if sender.value else Sender.UNKNOWN,
+        level=Level(level.value) if level and level.value else None,
+        country=country.value or UNKNOWN_COUNTRY,
+        confidence=min(kind.confidence, sender.confidence, country.confidence),
+        evidence=tuple(evidence),
+    )
+
+
+def _about(field: str, inbound: Inbound, letter: Letter, signals: Signals) -> tuple[Verdict, list[Evidence]]:
+    """One field about the sender decided, with its findings and the decision note after them."""
+    limits = signals.thresholds
+    found = about_findings(field, inbound, letter, signals)
+    verdict = _decide(field, scores(found), getattr(limits, field), limits.margin)
+    return verdict, found + [verdict.note]
+
+
+def _kind(totals: Counter, signals: Signals) -> Verdict:
+    """A machine kind if one passes its threshold; else a person's application or inquiry; else spam."""
+    limits = signals.thresholds
+    machine = [kind for kind in MACHINE_ORDER if totals[kind] >= limits.kind]
+    if machine:
+        best = max(machine, key=lambda kind: (totals[kind], -MACHINE_ORDER.index(kind)))
+        # Signs of a person (a greeting, the topic) do not contest a machine kind: auto-replies quote them.
+        return _chosen("kind", str(best), totals - Counter({"person": totals["person"]}), limits.kind)
+    # A question alone is no sign of a person writing to us: sales pitches ask questions too.
+    person = totals["person"] + totals[Kind.APPLICATION]
+    if person < limits.person:
+        return _no_person(totals, limits.kind, person)
+    application, inquiry = totals[Kind.APPLICATION], totals[Kind.INQUIRY]
+    if application >= limits.application and application > inquiry:
+        return _chosen("kind", Kind.APPLICATION, Counter({"application": application, "inquiry": inquiry}),
+                       limits.application)
+    # Anything else a person wrote is an inquiry: the editors read it.
+    return _chosen("kind", Kind.INQUIRY, Counter({"inquiry": inquiry, "application": application}),
+                   limits.application, floor=0.5)
+
+
+def _no_person(totals: Counter, threshold: float, person: float) -> Verdict:
+    """No greeting with our topic, no notice of an application: nobody wrote this to us; never forwarded."""
+    machine = max(totals[kind] for kind in MACHINE_ORDER)
+    confidence = round(0.5 + 0.5 * min(1.0, machine / threshold), 3)
+    note = Evidence("kind", str(Kind.SPAM), f"decided: no sign that a person wrote it (person score {person:.2f})",
+                    "classifier", round(machine, 3))
+    return Verdict(str(Kind.SPAM), confidence, note)
+
+
+def _chosen(field: str, value: str, totals: Counter, threshold: float, floor: float = 0.0) -> Verdict:
+    top = totals[value]
+    second = max((score for other, score in totals.items() if other != value), default=0.0)
+    confidence = max(floor, _confidence(top, second, threshold))
+    note = Evidence(field, str(value), f"decided: {value} {top:.2f} against {second:.2f}", "classifier",
+                    round(top, 3))
+    return Verdict(str(value), confidence, note)
+
+
+def _decide(field: str, totals: Counter, threshold: float, margin: float) -> Verdict:
+    """The best value if it passes the threshold and beats the runner-up by the margin; else unknown."""
+    ranked = totals.most_common(2) + [("", 0.0), ("", 0.0)]
+    (best, top), (runner, second) = ranked[0], ranked[1]
+    if top >= threshold and top >= margin * second:
+        return _chosen(field, best, totals, threshold)
+    reason = (f"{best} {top:.2f} too close to {runner} {second:.2f}" if top >= threshold
+              else f"{best or 'nothing'} {top:.2f} below the threshold {threshold:.2f}")
+    note = Evidence(field, "unknown", f"undecided: {reason}", "classifier", round(top, 3))
+    return Verdict(None, _unsure(top, threshold), note)
+
+
+def _confidence(top: float, second: float, threshold: float) -> float:
+    """Near 1 for strong, unopposed evidence; lower when it is thin (near the threshold) or contested."""
+    if top <= 0:
+        return 0.0
+    purity = top / (top + second)
+    strength = top / (top + threshold / 2)
+    return round(purity * strength, 3)
+
+
+def _unsure(top: float, threshold: float) -> float:
+    """How sure 'cannot be told' is: less so the closer the evidence came to deciding."""
+    return round(1.0 - 0.5 * min(1.0, top / threshold), 3)
+
+
+def _letter_notes(letter: Letter) -> list[Evidence]:
+    return [Evidence("text", "left out", note, "text", 0.0) for note in letter.notes]
