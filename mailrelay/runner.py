@@ -69,6 +69,7 @@ class Relay:
         self._record_decision(mail_id, processed)
         if processed.forward is None:
             state = _STATE_OF_ACTION[processed.decision.action]
+            self._audit(mail_id, f"mail.{state}", state=state)
             return self._archive(mail_id, raw.key, state, inbox, processed)
         return self._deliver(mail_id, raw.key, processed, inbox, outbox)
 
@@ -76,15 +77,19 @@ class Relay:
         """Record the mail and its bytes before anything leaves the relay."""
         inbound = processed.inbound if processed else None
         from_address = inbound.from_.address if inbound and inbound.from_ else ""
-        return self.store.add_mail(sha256, inbound.message_id if inbound else "", raw.key, from_address,
-                                   inbound.subject if inbound else "", raw.data)
+        mail_id = self.store.add_mail(sha256, inbound.message_id if inbound else "", raw.key, from_address,
+                                      inbound.subject if inbound else "", raw.data)
+        self.log.info("mail.received", mail_id=mail_id, source=raw.key, sha256=sha256,
+                      message_id=inbound.message_id if inbound else "")
+        return mail_id
 
     def _seen_again(self, record: MailRecord, raw: RawMail, inbox: Inbox) -> dict:
         """Same bytes as a mail already handled: never forwarded twice; just put away again."""
         event = "mail.duplicate" if record.archived_to else "mail.resumed"
+        inbox.recorded(raw.key)
         self._audit(record.id, event, detail={"source": raw.key, "state": record.state})
         mailbox = inbox.archive(raw.key, _ARCHIVE_TARGET[record.state])
-        self.store.update(record.id, "mail.archived", {"mailbox": mailbox}, archived_to=mailbox)
+        self._audit(record.id, "mail.archived", {"mailbox": mailbox}, archived_to=mailbox)
         outcome = "duplicate" if record.archived_to else record.state
         return {"key": raw.key, "outcome": outcome, "route": record.route or "none", "subject": record.subject}
 
@@ -105,8 +110,8 @@ class Relay:
 
     def _deliver(self, mail_id: int, key: str, processed: Processed, inbox: Inbox, outbox) -> dict:
         forward = processed.forward
-        self.store.update(mail_id, "mail.sending", {"desk": forward.desk, "message_id": forward.message_id},
-                          state="sending", forward_message_id=forward.message_id)
+        self._audit(mail_id, "mail.sending", {"desk": forward.desk, "message_id": forward.message_id},
+                    state="sending", forward_message_id=forward.message_id)
         delivery: Delivery = outbox.send(forward)
         detail = {"desk": forward.desk, "recipients": list(forward.recipients), "reply": delivery.reply}
         if delivery.status is Status.ACCEPTED:
@@ -114,30 +119,30 @@ class Relay:
             return self._archive(mail_id, key, "forwarded", inbox, processed)
         if delivery.status is Status.TEMPORARY:
             attempts = self.store.get(mail_id).attempts + 1
-            self._audit(mail_id, "mail.deferred", detail=detail, state="retry", attempts=attempts)
+            self._audit(mail_id, "mail.deferred", detail=detail, severity="warning", state="retry",
+                        attempts=attempts)
             return _summary(key, "deferred", processed)
-        self._audit(mail_id, "mail.refused", detail=detail, state="quarantined")
+        self._audit(mail_id, "mail.refused", detail=detail, severity="warning", state="quarantined")
         return self._archive(mail_id, key, "quarantined", inbox, processed)
 
     def _archive(self, mail_id: int, key: str, state: str, inbox: Inbox, processed: Processed | None) -> dict:
-        if processed is None or processed.forward is None:
-            self.store.update(mail_id, f"mail.{state}", {}, state=state)
         mailbox = inbox.archive(key, _ARCHIVE_TARGET[state])
         self._audit(mail_id, "mail.archived", detail={"mailbox": mailbox}, archived_to=mailbox)
         return _summary(key, state, processed)
 
     def _quarantine_on_error(self, mail_id: int, raw: RawMail, inbox: Inbox, error: Exception) -> dict:
         where = traceback.extract_tb(error.__traceback__)[-1]
-        detail = {"error": f"{type(error).__name__}: {error}", "at": f"{where.filename}:{where.lineno}"}
-        self.log.error("mail.failed", key=raw.key, **detail)
-        self.store.update(mail_id, "mail.failed", detail, reason=detail["error"])
+        detail = {"key": raw.key, "error": f"{type(error).__name__}: {error}",
+                  "at": f"{where.filename}:{where.lineno}"}
+        self._audit(mail_id, "mail.failed", detail, severity="error", state="quarantined", reason=detail["error"])
         self._archive(mail_id, raw.key, "quarantined", inbox, None)
         return {"key": raw.key, "outcome": "quarantined", "route": "none", "subject": "", "error": detail["error"]}
 
-    def _audit(self, mail_id: int, event: str, detail: dict | None = None, **columns) -> None:
+    def _audit(self, mail_id: int, event: str, detail: dict | None = None, severity: str = "info",
+               **columns) -> None:
         """The one place a step becomes both a log line and a durable record."""
         detail = detail or {}
-        self.log.info(event, mail_id=mail_id, **detail)
+        getattr(self.log, severity)(event, mail_id=mail_id, **detail)
         self.store.update(mail_id, event, detail, **columns)
 
 

@@ -130,7 +130,7 @@ class Store:
             )
             self._db.execute("INSERT OR IGNORE INTO raw_mails VALUES (?, ?, ?)", (sha256, raw, now))
             mail_id = cursor.lastrowid
-            self._event(mail_id, "received", {"source": source_key, "sha256": sha256})
+            self._event(mail_id, "mail.received", {"source": source_key, "sha256": sha256})
         return mail_id
 
     def update(self, mail_id: int, event: str, detail: dict, **columns: object) -> None:
