@@ -251,3 +251,16 @@ def test_labelled_corpus_kind_accuracy_and_no_machine_mail_as_a_person():
           f"machine mail classified as a person's: {len(leaked)}, parse+classify {seconds:.2f} s")
     assert right / len(labels) >= 0.98
     assert leaked == []
+
+
+def test_second_labelled_set_kind_accuracy_and_no_machine_mail_as_a_person():
+    """On tests/corpus-b (written apart from the signals), kind is right for >= 95% and no machine mail leaks."""
+    folder = REPO / "tests" / "corpus-b"
+    labels = [json.loads(line) for line in (folder / "labels.jsonl").read_text().splitlines() if line.strip()]
+    results = {label["file"]: classified(label["file"], folder) for label in labels}
+    right = sum(str(results[label["file"]].kind) == label["kind"] for label in labels)
+    leaked = [label["file"] for label in labels
+              if label["kind"] in MACHINE and not results[label["file"]].kind.is_machine]
+    print(f"\ncorpus-b: kind {right}/{len(labels)} ({100 * right / len(labels):.1f}%), leaked {leaked}")
+    assert right / len(labels) >= 0.95
+    assert leaked == []
