@@ -97,11 +97,23 @@ def _open(config: Path):
 
 
 def _check(arguments) -> int:
-    from mailrelay.config import load_settings
-    from mailrelay.policy import load_policy
+    """Every problem of the main file and of the editors' files, in one run."""
+    from mailrelay.config import editor_paths, load_settings
+    from mailrelay.policy import load_policy_files
+    from mailrelay.tomlcheck import ConfigError
 
-    settings = load_settings(arguments.config)
-    policy = load_policy(settings)
+    problems = []
+    try:
+        load_settings(arguments.config)
+    except ConfigError as error:
+        problems += error.problems
+    paths = editor_paths(arguments.config)
+    try:
+        policy = load_policy_files(*paths) if paths else None
+    except ConfigError as error:
+        problems += error.problems
+    if problems:
+        raise ConfigError(problems)
     print(f"{arguments.config}: OK (rules version {policy.version}, {len(policy.rules.rules)} rules, "
           f"{len(policy.rules.desks)} desks)")
     return EXIT_OK

@@ -101,9 +101,9 @@ def load_settings(path: Path) -> Settings:
         doc.problem(("relay", "from_address"), f"'{from_address}' is not a mail address")
     settings = Settings(
         path=path,
-        rules_path=_relative(base, doc.get(data, "rules", str, (), "routing.toml")),
-        signals_path=_relative(base, doc.get(data, "signals", str, (), "signals.toml")),
-        templates_path=_relative(base, doc.get(data, "templates", str, (), "../templates")),
+        rules_path=_relative(base, doc.get(data, "rules", str, (), _EDITOR_FILES[0][1])),
+        signals_path=_relative(base, doc.get(data, "signals", str, (), _EDITOR_FILES[1][1])),
+        templates_path=_relative(base, doc.get(data, "templates", str, (), _EDITOR_FILES[2][1])),
         imap=imap,
         maildir=maildir,
         smtp=smtp,
@@ -115,6 +115,22 @@ def load_settings(path: Path) -> Settings:
     )
     doc.raise_if_problems()
     return settings
+
+
+def editor_paths(path: Path) -> tuple[Path, Path, Path] | None:
+    """The rules, signals and templates paths a main file names, even when other settings are wrong."""
+    try:
+        data = TomlFile.load(path).data
+    except ConfigError:
+        return None
+    names = [data.get(key, default) for key, default in _EDITOR_FILES]
+    if not all(isinstance(name, str) for name in names):
+        return None
+    rules, signals, templates = (_relative(path.parent, name) for name in names)
+    return rules, signals, templates
+
+
+_EDITOR_FILES = (("rules", "routing.toml"), ("signals", "signals.toml"), ("templates", "../templates"))
 
 
 def _table(doc: TomlFile, data: dict, name: str) -> dict:

@@ -11,6 +11,7 @@ from mailrelay.config import Settings
 from mailrelay.render import TEMPLATE_NAMES, Templates, load_templates
 from mailrelay.rules import Rules, load_rules
 from mailrelay.signals import Signals, load_signals
+from mailrelay.templatecheck import trial_render
 from mailrelay.tomlcheck import ConfigError, Problem
 
 
@@ -24,13 +25,17 @@ class Policy:
 
 def load_policy(settings: Settings) -> Policy:
     """Load rules, signals and templates; raises ConfigError naming every problem in all three."""
+    return load_policy_files(settings.rules_path, settings.signals_path, settings.templates_path)
+
+
+def load_policy_files(rules_path: Path, signals_path: Path, templates_path: Path) -> Policy:
     problems: list[Problem] = []
-    rules = _collect(problems, load_rules, settings.rules_path)
-    signals = _collect(problems, load_signals, settings.signals_path)
-    templates = _collect(problems, _templates, settings.templates_path)
+    rules = _collect(problems, load_rules, rules_path)
+    signals = _collect(problems, load_signals, signals_path)
+    templates = _collect(problems, _templates, templates_path)
     if problems:
         raise ConfigError(problems)
-    return Policy(rules, signals, templates, _version(settings))
+    return Policy(rules, signals, templates, _version(rules_path, signals_path, templates_path))
 
 
 def _collect(problems: list[Problem], loader, path: Path):
@@ -42,18 +47,23 @@ def _collect(problems: list[Problem], loader, path: Path):
 
 
 def _templates(directory: Path) -> Templates:
+    """Compile the templates and render them once with sample values."""
     try:
-        return load_templates(directory)
+        templates = load_templates(directory)
     except jinja2.TemplateSyntaxError as error:
         raise ConfigError([Problem(error.filename or str(directory), error.lineno, f"template: {error.message}")])
     except jinja2.TemplateNotFound as error:
         raise ConfigError([Problem(str(directory / error.name), 0, "template file is missing")])
+    problems = trial_render(templates, directory)
+    if problems:
+        raise ConfigError(problems)
+    return templates
 
 
-def _version(settings: Settings) -> str:
+def _version(rules_path: Path, signals_path: Path, templates_path: Path) -> str:
     """A short hash over every file the decisions depend on, named in each audit record."""
     digest = hashlib.sha256()
-    paths = [settings.rules_path, settings.signals_path] + sorted(settings.templates_path.glob("*.j2"))
+    paths = [rules_path, signals_path] + sorted(templates_path.glob("*.j2"))
     for path in paths:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:12]

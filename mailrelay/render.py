@@ -51,7 +51,7 @@ def load_templates(directory: Path) -> Templates:
 def render(inbound: Inbound, classification: Classification, decision: Decision, desk: Desk,
            templates: Templates, from_address: str, relay_id: str) -> Forward:
     """Build the summary mail for `desk` with the original attached unmodified."""
-    context = _context(inbound, classification, decision, desk)
+    context = summary_context(inbound, classification, decision, desk)
     summary = EmailMessage(policy=_SMTP_POLICY)
     summary.set_content(templates.text.render(context), subtype="plain", charset="utf-8")
     summary.add_alternative(templates.html.render(context), subtype="html", charset="utf-8")
@@ -69,7 +69,8 @@ def forward_message_id(inbound: Inbound, desk_name: str, from_address: str) -> s
     return f"<{digest}.{desk_name}@{domain}>"
 
 
-def _context(inbound: Inbound, classification: Classification, decision: Decision, desk: Desk) -> dict:
+def summary_context(inbound: Inbound, classification: Classification, decision: Decision, desk: Desk) -> dict:
+    """The variables every summary template gets."""
     evidence: dict[str, list] = {}
     for item in classification.evidence:
         evidence.setdefault(item.field, []).append(item)

@@ -31,4 +31,11 @@ def route(classification: Classification, rules: Rules) -> Decision:
         return Decision(Action.IGNORE, rule="machine-mail-guard",
                         reason=f"{classification.kind} is never forwarded (rule '{rule.name}' would have)",
                         rules_version=rules.version)
+    review = rules.review
+    if (review and rule.action is Action.FORWARD and rule.desk != review.desk
+            and classification.confidence < review.below):
+        return Decision(Action.FORWARD, rule="low-confidence-review", desk=review.desk,
+                        reason=f"Zur Prüfung: unsichere Erkennung (Sicherheit {classification.confidence:.2f} "
+                               f"unter {review.below:.2f}); Regel '{rule.name}' hätte an {rule.desk} geleitet",
+                        rules_version=rules.version)
     return Decision(rule.action, rule=rule.name, desk=rule.desk, reason=rule.reason, rules_version=rules.version)

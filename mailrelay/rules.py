@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import Mapping
 
 from mailrelay.model import Action, Kind, Level, Sender, UNKNOWN_COUNTRY
+from mailrelay.reach import check_reachability
 from mailrelay.tomlcheck import Key, TomlFile
 
 RESERVED_TARGETS = {"ignore": Action.IGNORE, "quarantine": Action.QUARANTINE}
@@ -49,27 +50,51 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Review:
+    """Mail whose classification is less sure than `below` goes to `desk` instead of on a guess."""
+
+    below: float
+    desk: str
+
+
+@dataclass(frozen=True)
 class Rules:
     desks: Mapping[str, Desk]
     rules: tuple[Rule, ...]
     default: Rule
     version: str
+    review: Review | None = None
 
 
 def load_rules(path: Path) -> Rules:
     """Read and validate the routing file; raises ConfigError naming every problem."""
     doc = TomlFile.load(path)
-    doc.check_keys(doc.data, ("desks", "rules", "default", "default_reason"))
+    doc.check_keys(doc.data, ("desks", "rules", "default", "default_reason", "review_below_confidence",
+                              "review_desk"))
     desks = _desks(doc)
     rules = tuple(_rule(doc, item, index, desks) for index, item in enumerate(_rule_tables(doc)))
     default_target = doc.get(doc.data, "default", str, ())
     default_reason = doc.get(doc.data, "default_reason", str, (), "no rule matched")
     action, desk = _target(doc, default_target, ("default",), desks)
     default = Rule("default", (), action, desk, default_reason, doc.line_of(("default",)))
+    review = _review(doc, desks)
     _check_names_unique(doc, rules)
+    check_reachability(doc, rules, default, desks, review)
     doc.raise_if_problems()
     version = hashlib.sha256(doc.text.encode("utf-8")).hexdigest()[:12]
-    return Rules(MappingProxyType(desks), rules, default, version)
+    return Rules(MappingProxyType(desks), rules, default, version, review)
+
+
+def _review(doc: TomlFile, desks: Mapping[str, Desk]) -> Review | None:
+    below = doc.get(doc.data, "review_below_confidence", (int, float), (), None)
+    if below is None:
+        return None
+    if not 0 <= below <= 1:
+        doc.problem(("review_below_confidence",), "review_below_confidence must be between 0 and 1")
+    desk = doc.get(doc.data, "review_desk", str, (), "editors")
+    if desk not in desks:
+        doc.problem(("review_desk",), f"'{desk}' is not a declared desk", f"declared: {', '.join(sorted(desks))}")
+    return Review(float(below), desk)
 
 
 def _desks(doc: TomlFile) -> dict[str, Desk]:

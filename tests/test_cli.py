@@ -78,3 +78,25 @@ def test_help_lists_the_commands(tmp_path):
     result = _mailrelay("--help", cwd=tmp_path)
     assert result.returncode == 0
     assert all(word in result.stdout for word in ("once", "run", "check", "explain", "demo"))
+
+
+def test_check_reports_problems_of_every_file_in_one_run(tmp_path):
+    """A bad key in the main file, a bad desk in the rules and a bad template variable: all three at once."""
+    import shutil
+
+    shutil.copytree(REPO / "templates", tmp_path / "templates")
+    template = tmp_path / "templates" / "subject.txt.j2"
+    template.write_text(template.read_text().rstrip("\n") + " {{ applicant }}\n")
+    rules = tmp_path / "routing.toml"
+    rules.write_text((REPO / "config" / "routing.toml").read_text().replace('desk = "desk-experts"',
+                                                                           'desk = "desk-expert"'))
+    config = tmp_path / "mailrelay.toml"
+    config.write_text((REPO / "config" / "mailrelay.toml").read_text()
+                      .replace('signals = "signals.toml"', f'signals = "{REPO / "config" / "signals.toml"}"')
+                      .replace('templates = "../templates"', 'templates = "templates"')
+                      .replace("batch_size = 50", "batchsize = 50"))
+    result = _mailrelay("--config", str(config), "check", cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"{config}:" in result.stderr and "unknown key 'batchsize' (hint: did you mean 'batch_size'?)" in result.stderr
+    assert f"{rules}:" in result.stderr and "'desk-expert' is not a declared desk" in result.stderr
+    assert f"{template}:" in result.stderr and "'applicant' is undefined" in result.stderr

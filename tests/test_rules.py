@@ -125,3 +125,72 @@ desk = "a"
 """, encoding="utf-8")
     decision = route(classification(kind="auto_reply"), load_rules(path))
     assert decision.action is Action.IGNORE and decision.rule == "machine-mail-guard"
+
+
+def test_unsure_classification_goes_to_review_instead_of_a_desk():
+    """Below the configured confidence, a mail a rule would send to a desk goes to the editors, saying why."""
+    rules = load_rules(SHIPPED)
+    sure = route(classification(confidence=0.9), rules)
+    unsure = route(classification(confidence=rules.review.below - 0.01), rules)
+    assert sure.desk == "desk-public"
+    assert unsure.desk == "editors" and unsure.rule == "low-confidence-review"
+    assert "public-body-germany" in unsure.reason and "desk-public" in unsure.reason
+
+
+def _rules_file(tmp_path, text: str):
+    path = tmp_path / "routing.toml"
+    path.write_text('default = "a"\n[desks.a]\naddresses = ["a@example.org"]\n'
+                    '[desks.b]\naddresses = ["b@example.org"]\n' + text, encoding="utf-8")
+    return path
+
+
+def _problems(path) -> set[tuple[int, str]]:
+    with pytest.raises(ConfigError) as caught:
+        load_rules(path)
+    return {(p.line, p.message) for p in caught.value.problems}
+
+
+def test_rule_hidden_behind_an_earlier_broader_rule_is_reported(tmp_path):
+    """A rule that an earlier rule always pre-empts is named, with its line."""
+    path = _rules_file(tmp_path, """[[rules]]
+name = "all-applications"
+when = { kind = "application" }
+desk = "a"
+[[rules]]
+name = "german-applications"
+when = { kind = "application", country = "DE" }
+desk = "b"
+""")
+    assert (10, "rule 'german-applications' can never match: rule 'all-applications' before it matches "
+                "every mail it would") in _problems(path)
+
+
+def test_rule_with_contradicting_conditions_is_reported(tmp_path):
+    """A rule whose when and unless exclude each other can never match, and says so."""
+    path = _rules_file(tmp_path, """[[rules]]
+name = "impossible"
+when = { country = "DE" }
+unless = { country = "DE" }
+desk = "b"
+""")
+    assert (6, "rule 'impossible' can never match: its conditions exclude each other") in _problems(path)
+
+
+def test_desk_that_no_rule_reaches_is_reported(tmp_path):
+    """A declared desk that neither a rule, the default nor the review sends mail to is named."""
+    path = _rules_file(tmp_path, "")
+    assert (4, "no rule sends mail to desk 'b'") in _problems(path)
+
+
+def test_narrower_rule_before_a_broader_one_is_fine(tmp_path):
+    """Specific-then-general order is what rules are for, and raises nothing."""
+    path = _rules_file(tmp_path, """[[rules]]
+name = "german-applications"
+when = { kind = "application", country = "DE" }
+desk = "b"
+[[rules]]
+name = "all-applications"
+when = { kind = "application" }
+desk = "a"
+""")
+    assert [rule.name for rule in load_rules(path).rules] == ["german-applications", "all-applications"]

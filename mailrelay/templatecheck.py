@@ -1,0 +1,63 @@
+"""Trial renders of the summary templates, so a template error is found by `check`, not by a mail."""
+from __future__ import annotations
+
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+import jinja2
+
+from mailrelay.model import (Action, Address, Attachment, Classification, Decision, Evidence, Inbound, Kind,
+                             Level, Sender)
+from mailrelay.render import Templates, summary_context
+from mailrelay.rules import Desk
+from mailrelay.tomlcheck import Problem
+
+_DESK = Desk("desk-public", "Fachreferat (Probe)", ("desk@example.org",))
+
+
+def _sample_mail(with_extras: bool) -> Inbound:
+    return Inbound(
+        key="check", message_id="<check@example.org>", from_=Address("Erika Muster", "erika@example.org"),
+        reply_to=(Address("", "reply@example.org"),) if with_extras else (), to=(),
+        subject="Bewerbung" if with_extras else "", date=datetime.now(timezone.utc) if with_extras else None,
+        text="Text" if with_extras else "",
+        attachments=(Attachment("a.pdf", "application/pdf", 2048),) if with_extras else (), headers=(),
+        content_type="text/plain", raw=b"Subject: check\r\n\r\nText\r\n", sha256="0" * 64)
+
+
+def _samples():
+    """Both sides of every branch the shipped templates have: review or not, attachments or not."""
+    for extras in (True, False):
+        evidence = (Evidence("sender", "public_body", "sender.public_body 'Ministerium'", "signature line 2"),
+                    Evidence("country", "DE", "country.DE '+49'", "signature line 4")) if extras else ()
+        classification = Classification(Kind.APPLICATION, Sender.PUBLIC_BODY if extras else Sender.UNKNOWN,
+                                        Level.REGIONAL if extras else None, "DE" if extras else "unknown",
+                                        0.9, evidence)
+        decision = Decision(Action.FORWARD, "check", _DESK.name, "Zur Prüfung" if extras else "", "check")
+        yield _sample_mail(extras), classification, decision
+
+
+def trial_render(templates: Templates, directory: Path) -> list[Problem]:
+    """Render every template with sample values; each failure becomes a problem at its template line."""
+    problems: dict[tuple[str, int, str], Problem] = {}
+    for mail, classification, decision in _samples():
+        context = summary_context(mail, classification, decision, _DESK)
+        for template in (templates.subject, templates.text, templates.html):
+            try:
+                template.render(context)
+            except jinja2.TemplateError as error:
+                problem = _problem(error, directory)
+                problems.setdefault((problem.file, problem.line, problem.message), problem)
+    return list(problems.values())
+
+
+def _problem(error: jinja2.TemplateError, directory: Path) -> Problem:
+    """Where in which template the error arose: Jinja puts template lines into the traceback."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename.endswith(".j2")]
+    where = frames[-1] if frames else None
+    file = where.filename if where else str(directory)
+    message = f"template: {error.message or error}"
+    if isinstance(error, jinja2.UndefinedError):
+        message += " (the summary does not provide it)"
+    return Problem(file, where.lineno if where else 0, message)
