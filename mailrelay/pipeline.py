@@ -6,8 +6,7 @@ import re
 from dataclasses import dataclass
 
 from mailrelay.classify import classify
-from mailrelay.model import Action, Decision, Inbound, Processed, RawMail
-from mailrelay.parse import parse
+from mailrelay.model import Action, Decision, Inbound, Processed
 from mailrelay.policy import Policy
 from mailrelay.render import LOOP_HEADER, render
 from mailrelay.route import route
@@ -21,21 +20,22 @@ class Identity:
     relay_id: str
 
 
-def process(raw: RawMail, policy: Policy, identity: Identity) -> Processed:
-    inbound = parse(raw)
-    return decide(inbound, policy, identity)
+def judge(inbound: Inbound, policy: Policy, identity: Identity) -> Processed:
+    """Classify and route an already parsed mail; nothing rendered yet."""
+    loop = loop_guard(inbound, identity)
+    if loop is not None:
+        return Processed(inbound, None, dataclasses.replace(loop, rules_version=policy.version))
+    classification = classify(inbound, policy.signals)
+    decision = dataclasses.replace(route(classification, policy.rules), rules_version=policy.version)
+    return Processed(inbound, classification, decision)
 
 
 def decide(inbound: Inbound, policy: Policy, identity: Identity) -> Processed:
-    """Classify, route and render an already parsed mail."""
-    loop = loop_guard(inbound, identity)
-    if loop is not None:
-        return Processed(inbound, None, loop)
-    classification = classify(inbound, policy.signals)
-    decision = route(classification, policy.rules)
-    decision = dataclasses.replace(decision, rules_version=policy.version)
+    """Classify, route and, for a forward, render the summary."""
+    judged = judge(inbound, policy, identity)
+    decision, classification = judged.decision, judged.classification
     if decision.action is not Action.FORWARD:
-        return Processed(inbound, classification, decision)
+        return judged
     desk = policy.rules.desks[decision.desk]
     forward = render(inbound, classification, decision, desk, policy.templates,
                      identity.from_address, identity.relay_id)

@@ -165,6 +165,12 @@ class Store:
         )
         return [row["source_key"] for row in rows]
 
+    def handled_since(self, since: str) -> list[tuple[MailRecord, bytes]]:
+        """Mails first seen at or after `since` (ISO 8601, UTC) whose raw bytes are still kept."""
+        rows = self._query("SELECT mails.*, raw_mails.data AS raw FROM mails JOIN raw_mails USING (sha256)"
+                           " WHERE first_seen >= ? ORDER BY mails.id", (since,))
+        return [(_record(row), bytes(row["raw"])) for row in rows]
+
     def raw(self, sha256: str) -> bytes | None:
         rows = self._query("SELECT data FROM raw_mails WHERE sha256 = ?", (sha256,))
         return bytes(rows[0]["data"]) if rows else None

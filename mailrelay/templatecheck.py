@@ -46,18 +46,18 @@ def trial_render(templates: Templates, directory: Path) -> list[Problem]:
         for template in (templates.subject, templates.text, templates.html):
             try:
                 template.render(context)
-            except jinja2.TemplateError as error:
+            except Exception as error:  # any error a template raises is the template's problem
                 problem = _problem(error, directory)
                 problems.setdefault((problem.file, problem.line, problem.message), problem)
     return list(problems.values())
 
 
-def _problem(error: jinja2.TemplateError, directory: Path) -> Problem:
+def _problem(error: Exception, directory: Path) -> Problem:
     """Where in which template the error arose: Jinja puts template lines into the traceback."""
     frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename.endswith(".j2")]
     where = frames[-1] if frames else None
     file = where.filename if where else str(directory)
-    message = f"template: {error.message or error}"
+    message = f"template: {getattr(error, 'message', None) or error}"
     if isinstance(error, jinja2.UndefinedError):
         message += " (the summary does not provide it)"
     return Problem(file, where.lineno if where else 0, message)

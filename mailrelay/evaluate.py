@@ -1,0 +1,131 @@
+"""How the policy does on labelled mail, and what a changed policy would route differently. Sends nothing."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from mailrelay.model import Classification, Evidence, RawMail
+from mailrelay.parse import parse
+from mailrelay.pipeline import Identity, judge
+from mailrelay.policy import Policy
+
+FIELDS = ("kind", "sender", "level", "country", "route")
+PERSON_KINDS = ("application", "inquiry")
+MACHINE_KINDS = ("auto_reply", "bounce", "bulk", "spam")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the policy says of one mail: the fields a label can be compared with, and why."""
+
+    name: str
+    got: dict
+    rule: str
+    classification: Classification | None
+
+
+def verdict(name: str, data: bytes, policy: Policy, identity: Identity) -> Verdict:
+    judged = judge(parse(RawMail(name, data)), policy, identity)
+    found = judged.classification
+    got = {"route": judged.decision.route}
+    if found is not None:
+        got.update(kind=str(found.kind), sender=str(found.sender),
+                   level=str(found.level) if found.level else None, country=found.country)
+    return Verdict(name, got, judged.decision.rule, found)
+
+
+def load_labels(folder: Path) -> list[dict]:
+    lines = (folder / "labels.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def evaluate_folder(folder: Path, policy: Policy, identity: Identity) -> list[tuple[dict, Verdict]]:
+    return [(label, verdict(label["file"], (folder / label["file"]).read_bytes(), policy, identity))
+            for label in load_labels(folder)]
+
+
+def _judged(label: dict, field: str) -> bool:
+    """Kind and route are judged for every mail; sender, level and country for a person's mail only."""
+    return field in ("kind", "route") or label["kind"] in PERSON_KINDS
+
+
+def report(results: list[tuple[dict, Verdict]]) -> dict:
+    """Accuracy per field, the route confusion matrix, machine mail forwarded, and each misroute with why."""
+    accuracy = {}
+    for field in FIELDS:
+        pairs = [(label[field], found.got.get(field)) for label, found in results if _judged(label, field)]
+        right = sum(expected == got for expected, got in pairs)
+        accuracy[field] = {"right": right, "judged": len(pairs), "accuracy": right / len(pairs) if pairs else None}
+    confusion = Counter((label["route"], found.got["route"]) for label, found in results)
+    return {
+        "mails": len(results),
+        "accuracy": accuracy,
+        "confusion": {expected: {got: n for (e, got), n in confusion.items() if e == expected}
+                      for expected in sorted({e for e, _ in confusion})},
+        "machine_forwarded": [label["file"] for label, found in results
+                              if label["kind"] in MACHINE_KINDS and found.got["route"] != "none"],
+        "misrouted": [_misroute(label, found) for label, found in results if label["route"] != found.got["route"]],
+    }
+
+
+def _misroute(label: dict, found: Verdict) -> dict:
+    wrong = [f for f in FIELDS[:-1] if _judged(label, f) and label[f] != found.got.get(f)]
+    return {"file": label["file"], "expected": label["route"], "got": found.got["route"], "rule": found.rule,
+            "wrong_fields": {f: {"expected": label[f], "got": found.got.get(f)} for f in wrong},
+            "evidence": [_evidence(e) for e in deciding_evidence(found.classification, wrong)]}
+
+
+def deciding_evidence(classification: Classification | None, fields: list[str]) -> Iterable[Evidence]:
+    """Each wrong field's decision note and its heaviest findings (a wrong route follows from those)."""
+    if classification is None:
+        return
+    for name in fields or ["kind", "sender", "country"]:
+        items = sorted(classification.evidence_for(name), key=lambda e: -e.weight)
+        yield from [e for e in items if e.where == "classifier"] + [e for e in items if e.where != "classifier"][:4]
+
+
+def _evidence(item: Evidence) -> dict:
+    return {"field": item.field, "value": item.value, "signal": item.signal, "where": item.where,
+            "weight": item.weight}
+
+
+def route_diff(old: Iterable[tuple[str, str, str]], new: Iterable[Verdict]) -> list[dict]:
+    """Mails whose route changes: (name, route, rule) before against the new verdicts, in order."""
+    before = {name: (route, rule) for name, route, rule in old}
+    return [{"mail": found.name, "old_route": before[found.name][0], "old_rule": before[found.name][1],
+             "new_route": found.got["route"], "new_rule": found.rule}
+            for found in new if before[found.name][0] != found.got["route"]]
+
+
+def format_report(summary: dict) -> str:
+    lines = [f"{summary['mails']} mails", "", f"{'field':9}{'right':>7}{'judged':>8}{'accuracy':>10}"]
+    for field, row in summary["accuracy"].items():
+        share = f"{100 * row['accuracy']:.1f}%" if row["accuracy"] is not None else "-"
+        lines.append(f"{field:9}{row['right']:>7}{row['judged']:>8}{share:>10}")
+    lines += ["", f"machine mail forwarded: {len(summary['machine_forwarded'])} "
+                  f"{' '.join(summary['machine_forwarded'])}".rstrip(), "", *_confusion_lines(summary["confusion"])]
+    lines += ["", f"misrouted: {len(summary['misrouted'])}"]
+    for miss in summary["misrouted"]:
+        lines.append(f"  {miss['file']}: expected {miss['expected']}, got {miss['got']} (rule {miss['rule']})")
+        lines += [f"      {e['field']}: {e['signal']} [{e['where']}]" for e in miss["evidence"]]
+    return "\n".join(lines)
+
+
+def _confusion_lines(confusion: dict) -> list[str]:
+    routes = sorted(set(confusion) | {got for row in confusion.values() for got in row})
+    width = max(len(r) for r in routes) + 2
+    lines = ["route confusion (rows: label, columns: relay)", " " * width + "".join(f"{r:>{width}}" for r in routes)]
+    for expected in routes:
+        row = confusion.get(expected, {})
+        lines.append(f"{expected:{width}}" + "".join(f"{row.get(got, 0):>{width}}" for got in routes))
+    return lines
+
+
+def format_diff(diff: list[dict], total: int) -> str:
+    lines = [f"{len(diff)} of {total} mails would be routed differently"]
+    lines += [f"  {d['mail']}: {d['old_route']} ({d['old_rule']}) -> {d['new_route']} ({d['new_rule']})"
+              for d in diff]
+    return "\n".join(lines)

@@ -1,0 +1,86 @@
+"""`evaluate` on labelled folders and `replay` over the mail the relay has handled."""
+from __future__ import annotations
+
+import json
+import shutil
+
+from mailrelay.cli import main
+from tests.helpers import DATA, REPO
+from tests.relaytest import once, write_config
+
+CONFIG = REPO / "config" / "mailrelay.toml"
+MAILS = REPO / "mailrelay" / "demo" / "mails"
+LABELS = [
+    ("application-research-institute-de.eml", "application", "research", None, "DE", "desk-experts"),
+    ("inquiry-how-to-apply-en.eml", "inquiry", "unknown", None, "unknown", "editors"),
+    ("bounce-dsn-multipart-report.eml", "bounce", "unknown", None, "unknown", "none"),
+    # Labelled wrongly on purpose, so that the report has a misroute to show.
+    ("application-public-body-county-de.eml", "application", "public_body", "local", "DE", "desk-experts"),
+]
+
+
+def _labelled_folder(tmp_path):
+    folder = tmp_path / "labelled"
+    folder.mkdir()
+    with open(folder / "labels.jsonl", "w", encoding="utf-8") as labels:
+        for name, kind, sender, level, country, route in LABELS:
+            shutil.copy(DATA / name, folder / name)
+            labels.write(json.dumps({"file": name, "kind": kind, "sender": sender, "level": level,
+                                     "country": country, "route": route}) + "\n")
+    return folder
+
+
+def _json_output(capsys, *arguments: str) -> dict:
+    assert main(["--config", str(CONFIG), *arguments, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_evaluate_reports_accuracy_confusion_and_misroutes(tmp_path, capsys):
+    """Per-field accuracy, the route confusion matrix and each misroute with its rule and evidence."""
+    summary = _json_output(capsys, "evaluate", str(_labelled_folder(tmp_path)))
+    assert summary["mails"] == 4
+    assert summary["accuracy"]["route"] == {"right": 3, "judged": 4, "accuracy": 0.75}
+    assert summary["accuracy"]["sender"]["judged"] == 3  # the bounce is not judged for sender
+    assert summary["confusion"]["desk-experts"] == {"desk-experts": 1, "desk-public": 1}
+    [miss] = summary["misrouted"]
+    assert (miss["file"], miss["expected"], miss["got"], miss["rule"]) == (
+        "application-public-body-county-de.eml", "desk-experts", "desk-public", "public-body-germany")
+    assert miss["wrong_fields"] == {}  # every field agrees with its label; the route label is the odd one
+    assert miss["evidence"] and all(e["field"] in ("kind", "sender", "country") for e in miss["evidence"])
+    assert summary["machine_forwarded"] == []
+
+
+def test_evaluate_against_other_rules_lists_the_route_changes(tmp_path, capsys):
+    """With --against, the mails the other rules route differently, old and new route and rule."""
+    other = tmp_path / "routing.toml"
+    other.write_text((REPO / "config" / "routing.toml").read_text().replace(
+        'when = { kind = "inquiry" }\ndesk = "editors"', 'when = { kind = "inquiry" }\ndesk = "ignore"'))
+    summary = _json_output(capsys, "evaluate", str(_labelled_folder(tmp_path)), "--against", str(other))
+    assert summary["diff"] == [{"mail": "inquiry-how-to-apply-en.eml", "old_route": "editors", "old_rule": "inquiry",
+                                "new_route": "none", "new_rule": "inquiry"}]
+
+
+def test_replay_shows_what_changed_rules_would_do_and_sends_nothing(tmp_path, dovecot, imap_user, smtp_sink,
+                                                                    capsys):
+    """Replay runs new rules over the stored raw mails: the changed routes are listed, nothing is sent."""
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink)
+    for name in ("01-application-state-ministry.eml", "02-application-research-institute.eml"):
+        dovecot.append(imap_user, "INBOX", (MAILS / name).read_bytes())
+    assert once(config) == 0
+    sent = len(smtp_sink.received)
+    changed = tmp_path / "changed.toml"
+    changed.write_text((REPO / "config" / "routing.toml").read_text().replace(
+        'sender = "public_body" }', 'sender = "public_body", level = "national" }'))
+    capsys.readouterr()
+    assert main(["--config", str(config), "replay", "--rules", str(changed), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["mails"] == 2
+    [change] = result["diff"]
+    assert (change["old_route"], change["new_route"], change["new_rule"]) == (
+        "desk-public", "editors", "application-sender-unknown")
+    assert change["sender"] == "sabine.albrecht@wirtschaft.niedersachsen.de"
+    assert len(smtp_sink.received) == sent
+    assert main(["--config", str(config), "replay", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["diff"] == []
+    assert main(["--config", str(config), "replay", "--since", "0m", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["mails"] == 0
