@@ -9,9 +9,10 @@ import sys
 import time
 
 from tests.helpers import REPO
-from tests.relaytest import write_config
+from tests.relaytest import audit_events, write_config
 
 APPLICATION = (REPO / "mailrelay" / "demo" / "mails" / "01-application-state-ministry.eml").read_bytes()
+SECOND_APPLICATION = (REPO / "mailrelay" / "demo" / "mails" / "02-application-research-institute.eml").read_bytes()
 
 
 def _wait_for_event(process, lines: list[dict], name: str, timeout: float = 30) -> dict:
@@ -29,7 +30,8 @@ def _wait_for_event(process, lines: list[dict], name: str, timeout: float = 30) 
 
 
 def test_daemon_polls_reloads_and_stops(tmp_path, dovecot, imap_user, smtp_sink):
-    """`run` forwards new mail on its schedule, keeps the old rules on a broken reload, and exits on SIGTERM."""
+    """`run` forwards new mail on its schedule, keeps the old rules on a broken reload, takes a good one,
+    and exits on SIGTERM; each reload is recorded in the audit trail."""
     rules = tmp_path / "routing.toml"
     rules.write_text((REPO / "config" / "routing.toml").read_text(encoding="utf-8"), encoding="utf-8")
     config = write_config(tmp_path, dovecot, imap_user, smtp_sink, rules=rules)
@@ -48,11 +50,20 @@ def test_daemon_polls_reloads_and_stops(tmp_path, dovecot, imap_user, smtp_sink)
         refused = _wait_for_event(process, lines, "config.reload_refused")
         assert refused["rules_version"] == started["rules_version"]
         assert any(str(rules) in problem for problem in refused["problems"])
+        dovecot.append(imap_user, "INBOX", SECOND_APPLICATION)  # the old rules still route it
+        smtp_sink.wait_for(2, timeout=30)
+        assert smtp_sink.received[1].rcpt_tos == ("desk-experts@bmwi.example",)
+        rules.write_text((REPO / "config" / "routing.toml").read_text(encoding="utf-8") + "\n# changed\n")
+        process.send_signal(signal.SIGHUP)
+        reloaded = _wait_for_event(process, lines, "config.reloaded")
+        assert reloaded["rules_version"] != started["rules_version"]
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert len(smtp_sink.received) == 1
+    assert len(smtp_sink.received) == 2
+    recorded = [event for _, event, _ in audit_events(tmp_path)]
+    assert "config.reload_refused" in recorded and "config.reloaded" in recorded
     assert "daemon.stopped" in [e["event"] for e in lines] or "daemon.stopped" in process.stdout.read()
