@@ -75,6 +75,10 @@ def _once(arguments) -> int:
     except SourceError as error:
         print(f"mailrelay: the poll could not run: {error}", file=sys.stderr)
         return EXIT_POLL_FAILED
+    except Exception as error:  # a bug: say so, exit as a failed poll; the traceback goes to the log
+        relay.log.exception("poll.crashed")
+        print(f"mailrelay: the poll failed: {type(error).__name__}: {error}", file=sys.stderr)
+        return EXIT_POLL_FAILED
     finally:
         store.close()
     return EXIT_OK

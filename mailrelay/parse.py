@@ -36,7 +36,7 @@ def parse(raw: RawMail) -> Inbound:
     headers = tuple((name.lower(), _single_line(decode_header(value))) for name, value in message.items())
     return Inbound(
         key=raw.key,
-        message_id=_single_line(message.get("Message-ID", "")).strip(),
+        message_id=_single_line(decode_header(message.get("Message-ID", ""))),
         from_=next(iter(_addresses(message.get_all("From", []))), None),
         reply_to=_addresses(message.get_all("Reply-To", [])),
         to=_addresses(message.get_all("To", []) + message.get_all("Cc", [])),

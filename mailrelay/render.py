@@ -92,7 +92,7 @@ def _headers(inbound: Inbound, desk: Desk, subject: str, from_address: str, rela
     headers["From"] = from_address
     headers["To"] = ", ".join(desk.addresses)
     reply = (inbound.reply_to or ((inbound.from_,) if inbound.from_ else ()))
-    if reply:
+    if reply and reply[0].address.isascii():  # a non-ASCII address is shown in the summary text instead
         headers["Reply-To"] = email.utils.formataddr((reply[0].name, reply[0].address))
     headers["Subject"] = " ".join(subject.split())
     headers["Date"] = email.utils.formatdate(localtime=True)
@@ -107,17 +107,16 @@ def _headers(inbound: Inbound, desk: Desk, subject: str, from_address: str, rela
 
 
 def _assemble(headers: EmailMessage, summary: EmailMessage, original: bytes) -> bytes:
-    """multipart/mixed: the summary, then the original bytes as message/rfc822, byte for byte."""
+    """multipart/mixed: the summary, then the original bytes, unmodified."""
     boundary = _boundary(original)
-    encoding, body = _rfc822_body(original)
+    part_headers, body = _original_part(original)
     outer = headers.as_bytes(policy=_HEADER_POLICY).rstrip(b"\r\n")
     parts = [
         outer + b"\r\n" + f'Content-Type: multipart/mixed; boundary="{boundary}"'.encode() + b"\r\n\r\n",
         f"--{boundary}\r\n".encode(),
         summary.as_bytes(policy=_SMTP_POLICY).replace(b"MIME-Version: 1.0\r\n", b"", 1),
         f"\r\n--{boundary}\r\n".encode(),
-        b'Content-Type: message/rfc822\r\nContent-Disposition: attachment; filename="original.eml"\r\n',
-        f"Content-Transfer-Encoding: {encoding}\r\n\r\n".encode(),
+        part_headers,
         body,
         f"\r\n--{boundary}--\r\n".encode(),
     ]
@@ -133,12 +132,19 @@ def _boundary(original: bytes) -> str:
     return f"mailrelay-{digest}-{len(original)}"
 
 
-def _rfc822_body(original: bytes) -> tuple[str, bytes]:
-    """7bit or 8bit where SMTP can carry the bytes as they are; base64 only when lines are too long."""
+def _original_part(original: bytes) -> tuple[bytes, bytes]:
+    """message/rfc822 in 7bit or 8bit where SMTP carries the bytes as they are (RFC 2046 allows
+    no other encoding for it); otherwise the same bytes as a base64 .eml file."""
     normalised = re.sub(rb"\r?\n", b"\r\n", original)
-    if all(len(line) <= 998 for line in normalised.split(b"\r\n")):
-        return ("7bit" if normalised.isascii() else "8bit"), normalised
-    return "base64", base64.encodebytes(original).replace(b"\n", b"\r\n")
+    lines = normalised.split(b"\r\n")
+    if all(len(line) <= 998 for line in lines) and b"\r" not in normalised.replace(b"\r\n", b"") \
+            and b"\x00" not in normalised:
+        encoding = "7bit" if normalised.isascii() else "8bit"
+        return (b'Content-Type: message/rfc822\r\nContent-Disposition: attachment; filename="original.eml"\r\n'
+                + f"Content-Transfer-Encoding: {encoding}\r\n\r\n".encode(), normalised)
+    return (b'Content-Type: application/octet-stream; name="original.eml"\r\n'
+            b'Content-Disposition: attachment; filename="original.eml"\r\n'
+            b"Content-Transfer-Encoding: base64\r\n\r\n", base64.encodebytes(original).replace(b"\n", b"\r\n"))
 
 
 def _filesize(size: int) -> str:

@@ -20,6 +20,8 @@ FIELD_VALUES: Mapping[str, frozenset[str]] = MappingProxyType({
 })
 CONDITION_FIELDS = ("kind", "sender", "level", "country")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
+# Desk names go into Message-IDs and file names.
+_DESK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 _ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -104,6 +106,8 @@ def _desks(doc: TomlFile) -> dict[str, Desk]:
         key: Key = ("desks", name)
         if name in RESERVED_TARGETS:
             doc.problem(key, f"'{name}' is reserved and cannot be a desk name")
+        elif not _DESK_NAME.match(name):
+            doc.problem(key, f"desk name '{name}' may only use a-z, 0-9 and '-'", "put the full name in name = \"...\"")
         if not isinstance(entry, dict):
             doc.problem(key, f"desk '{name}' must be a table [desks.{name}]")
             continue

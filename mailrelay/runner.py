@@ -12,7 +12,7 @@ from mailrelay.model import Action, Processed, RawMail
 from mailrelay.parse import parse
 from mailrelay.pipeline import Identity, decide
 from mailrelay.policy import Policy
-from mailrelay.sources.base import Inbox, MailSource
+from mailrelay.sources.base import Inbox, MailError, MailSource
 from mailrelay.store import FINAL_STATES, MailRecord, Store
 from mailrelay.transports.base import Delivery, Status
 
@@ -63,6 +63,8 @@ class Relay:
         except Exception as caught:  # a bug or a broken template must cost one mail, not the poll
             processed, error = None, caught
         mail_id = record.id if record else self._add(raw, sha256, processed)
+        if record is not None and record.source_key != raw.key:  # moved, or its mailbox recreated
+            self._audit(mail_id, "mail.moved", {"from": record.source_key, "to": raw.key}, source_key=raw.key)
         inbox.recorded(raw.key)
         if error is not None:
             return self._quarantine_on_error(mail_id, raw, inbox, error)
@@ -88,10 +90,10 @@ class Relay:
         event = "mail.duplicate" if record.archived_to else "mail.resumed"
         inbox.recorded(raw.key)
         self._audit(record.id, event, detail={"source": raw.key, "state": record.state})
-        mailbox = inbox.archive(raw.key, _ARCHIVE_TARGET[record.state])
-        self._audit(record.id, "mail.archived", {"mailbox": mailbox}, archived_to=mailbox)
-        outcome = "duplicate" if record.archived_to else record.state
-        return {"key": raw.key, "outcome": outcome, "route": record.route or "none", "subject": record.subject}
+        outcome = self._archive(record.id, raw.key, record.state, inbox, None)
+        outcome.update(outcome="duplicate" if record.archived_to else record.state, route=record.route or "none",
+                       subject=record.subject)
+        return outcome
 
     def _record_decision(self, mail_id: int, processed: Processed) -> None:
         decision, classification = processed.decision, processed.classification
@@ -115,7 +117,9 @@ class Relay:
         delivery: Delivery = outbox.send(forward)
         detail = {"desk": forward.desk, "recipients": list(forward.recipients), "reply": delivery.reply}
         if delivery.status is Status.ACCEPTED:
-            self._audit(mail_id, "mail.forwarded", detail=detail, state="forwarded")
+            detail["refused"] = list(delivery.refused)
+            self._audit(mail_id, "mail.forwarded", detail=detail, severity="warning" if delivery.refused else "info",
+                        state="forwarded")
             return self._archive(mail_id, key, "forwarded", inbox, processed)
         if delivery.status is Status.TEMPORARY:
             attempts = self.store.get(mail_id).attempts + 1
@@ -126,7 +130,11 @@ class Relay:
         return self._archive(mail_id, key, "quarantined", inbox, processed)
 
     def _archive(self, mail_id: int, key: str, state: str, inbox: Inbox, processed: Processed | None) -> dict:
-        mailbox = inbox.archive(key, _ARCHIVE_TARGET[state])
+        try:
+            mailbox = inbox.archive(key, _ARCHIVE_TARGET[state])
+        except MailError as error:  # the mail stays in the inbox and is archived at a later poll
+            self._audit(mail_id, "mail.archive_failed", {"error": str(error)}, severity="warning")
+            return _summary(key, "archive_failed", processed)
         self._audit(mail_id, "mail.archived", detail={"mailbox": mailbox}, archived_to=mailbox)
         return _summary(key, state, processed)
 

@@ -197,3 +197,34 @@ def test_smtp_certificate_not_trusted_defers_the_mail(tmp_path, dovecot, imap_us
     assert sink.received == [] and len(dovecot.messages(imap_user, "INBOX")) == 1
     deferred = [detail for _, event, detail in audit_events(tmp_path) if event == "mail.deferred"]
     assert "CERTIFICATE_VERIFY_FAILED" in deferred[0]["reply"]
+
+
+def test_refused_login_or_sender_defers_every_mail_without_quarantining(config, dovecot, imap_user, smtp_sink):
+    """A 530 at MAIL FROM is about the relay, not the mail: all mails wait in the inbox, none is quarantined."""
+    dovecot.append(imap_user, "INBOX", APPLICATION)
+    dovecot.append(imap_user, "INBOX", (MAILS / "02-application-research-institute.eml").read_bytes())
+    smtp_sink.reject_next(1, code=530, stage="mail")
+    assert once(config) == 0
+    assert smtp_sink.received == [] and dovecot.messages(imap_user, "Quarantine") == []
+    assert [state for state, _, _ in mail_states(config.parent)] == ["retry", "retry"]
+    deferred = [detail["reply"] for _, event, detail in audit_events(config.parent) if event == "mail.deferred"]
+    assert deferred[0].startswith("sender") and deferred[1].startswith("not tried")
+    assert once(config) == 0
+    assert len(smtp_sink.received) == 2 and dovecot.messages(imap_user, "INBOX") == []
+
+
+def test_deferred_mail_moved_out_and_back_is_still_forwarded(config, dovecot, imap_user, smtp_sink):
+    """A waiting mail that gets a new UID (moved away and back) is forwarded once when SMTP works again."""
+    dovecot.append(imap_user, "INBOX", APPLICATION)
+    smtp_sink.reject_next(1, code=451)
+    assert once(config) == 0
+    with dovecot.client(imap_user) as client:
+        client.create_folder("Elsewhere")
+        client.select_folder("INBOX")
+        client.move(client.search("ALL"), "Elsewhere")
+        client.select_folder("Elsewhere")
+        client.move(client.search("ALL"), "INBOX")
+    assert once(config) == 0
+    assert len(smtp_sink.received) == 1
+    assert dovecot.messages(imap_user, "INBOX") == []
+    assert "mail.moved" in [event for _, event, _ in audit_events(config.parent)]

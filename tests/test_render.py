@@ -110,3 +110,21 @@ def test_header_injection_in_subject_adds_no_header(desks, templates):
     message = _message(forward.data)
     assert message["Bcc"] is None
     assert forward.recipients == ("desk-public@bmwi.example",)
+
+
+def test_utf8_sender_address_renders_without_reply_to(desks, templates):
+    """A raw UTF-8 sender address and Message-ID render; the address is in the text, not a broken header."""
+    forward = _forward(inbound("parse-utf8-sender-address-and-8bit-message-id.eml"), desks, templates)
+    message = _message(forward.data)
+    assert message["Reply-To"] is None
+    assert "Absender:" in message.get_body(("plain",)).get_content()
+
+
+def test_original_with_overlong_lines_is_attached_as_an_eml_file(desks, templates):
+    """Lines over 998 bytes cannot travel as message/rfc822; the same bytes go as a base64 .eml file."""
+    raw = b"From: x@example.org\r\nSubject: long\r\nMessage-ID: <l@example.org>\r\n\r\n" + b"a" * 2000 + b"\r\n"
+    forward = _forward(parse(RawMail("k", raw)), desks, templates)
+    part = list(_message(forward.data).walk())[-1]
+    assert part.get_content_type() == "application/octet-stream"
+    assert part.get_filename() == "original.eml" and part.get_payload(decode=True) == raw
+    assert all(len(line) <= 998 for line in forward.data.split(b"\r\n"))

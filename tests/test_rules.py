@@ -194,3 +194,10 @@ when = { kind = "application" }
 desk = "a"
 """)
     assert [rule.name for rule in load_rules(path).rules] == ["german-applications", "all-applications"]
+
+
+def test_desk_name_with_spaces_is_refused(tmp_path):
+    """Desk names go into Message-IDs, so only a-z, 0-9 and '-' are allowed."""
+    path = tmp_path / "routing.toml"
+    path.write_text('default = "Referat IV"\n["desks"."Referat IV"]\naddresses = ["a@example.org"]\n')
+    assert (2, "desk name 'Referat IV' may only use a-z, 0-9 and '-'") in _problems(path)

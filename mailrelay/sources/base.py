@@ -35,3 +35,7 @@ class MailSource(Protocol):
 
 class SourceError(Exception):
     """The source cannot be reached or used for this poll; nothing was changed."""
+
+
+class MailError(Exception):
+    """The server refused an operation on one mail; the others can go on."""

@@ -7,15 +7,18 @@ import ssl
 from typing import Iterator
 
 import imapclient
-from imapclient.exceptions import IMAPClientError
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 
 from mailrelay.config import ImapSettings
 from mailrelay.model import RawMail
-from mailrelay.sources.base import Cursor, SourceError
+from mailrelay.logs import get_logger
+from mailrelay.sources.base import Cursor, MailError, SourceError
 from mailrelay.tls import tls_context
 
 # Errors that mean "this poll cannot talk to the server", as opposed to a bug of ours.
 CONNECTION_ERRORS = (IMAPClientError, OSError, ssl.SSLError, socket.timeout)
+# The connection itself is gone; a plain IMAPClientError is a NO or BAD for one command.
+_LOST = (IMAPClientAbortError, OSError, ssl.SSLError, socket.timeout)
 
 
 class ImapSource:
@@ -75,14 +78,28 @@ class ImapInbox:
         self.last_uid = position[1] if position and position[0] == self.uidvalidity else 0
 
     def fetch_new(self) -> Iterator[RawMail]:
-        uids = sorted(set(self._unfinished_uids()) | set(self._new_uids()))
+        try:
+            uids = sorted(set(self._unfinished_uids()) | set(self._new_uids()))
+        except _LOST as error:
+            raise SourceError(f"IMAP search: {error}") from error
         size = self.settings.batch_size
         for start in range(0, len(uids), size):
-            batch = uids[start:start + size]
+            for uid, data in self._fetch(uids[start:start + size]):
+                yield RawMail(f"{self.prefix}{uid}", data)
+
+    def _fetch(self, batch: list[int]) -> list[tuple[int, bytes]]:
+        """The batch's bodies; if the server refuses the batch, each mail alone, skipping refused ones."""
+        try:
             response = self.client.fetch(batch, ["BODY.PEEK[]"])
-            for uid in batch:
-                if uid in response and b"BODY[]" in response[uid]:
-                    yield RawMail(f"{self.prefix}{uid}", bytes(response[uid][b"BODY[]"]))
+        except _LOST as error:
+            raise SourceError(f"IMAP fetch: {error}") from error
+        except IMAPClientError as error:
+            if len(batch) == 1:
+                get_logger().warning("imap.fetch_refused", uid=batch[0], error=str(error))
+                return []
+            return [item for uid in batch for item in self._fetch([uid])]
+        return [(uid, bytes(response[uid][b"BODY[]"])) for uid in batch
+                if uid in response and b"BODY[]" in response[uid]]
 
     def _new_uids(self) -> list[int]:
         if self.uidnext and self.uidnext <= self.last_uid + 1:
@@ -103,13 +120,24 @@ class ImapInbox:
     def archive(self, key: str, target: str) -> str:
         mailbox = self.targets[target]
         uid = _uid(key, self.prefix)
+        try:
+            self._move(uid, mailbox)
+        except _LOST as error:
+            raise SourceError(f"IMAP move to {mailbox}: {error}") from error
+        except IMAPClientError as error:
+            raise MailError(f"IMAP refused to move UID {uid} to {mailbox}: {error}") from error
+        return mailbox
+
+    def _move(self, uid: int, mailbox: str) -> None:
         if self.can_move:
             self.client.move([uid], mailbox)
-        else:
-            self.client.copy([uid], mailbox)
-            self.client.add_flags([uid], [imapclient.DELETED])
-            self.client.uid_expunge([uid]) if self.client.has_capability("UIDPLUS") else self.client.expunge()
-        return mailbox
+            return
+        self.client.copy([uid], mailbox)
+        self.client.add_flags([uid], [imapclient.DELETED])
+        if self.client.has_capability("UIDPLUS"):
+            self.client.uid_expunge([uid])
+        # Without UIDPLUS a plain EXPUNGE could remove mail someone else marked deleted: the
+        # mail stays flagged and the server removes it when the mailbox is next expunged.
 
 
 def _uid(key: str, prefix: str) -> int:

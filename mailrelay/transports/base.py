@@ -15,3 +15,4 @@ class Status(enum.StrEnum):
 class Delivery:
     status: Status
     reply: str
+    refused: tuple[str, ...] = ()  # recipients refused while others accepted, with the server's reply

@@ -13,6 +13,8 @@ from mailrelay.tls import tls_context
 from mailrelay.transports.base import Delivery, Status
 
 _CONNECTION_ERRORS = (smtplib.SMTPException, OSError, ssl.SSLError, socket.timeout)
+# RFC 5321 4.5.3.2.6: wait up to 10 minutes for the reply to the final dot.
+_FINAL_REPLY_TIMEOUT = 600.0
 
 
 class SmtpTransport:
@@ -34,19 +36,35 @@ class SmtpSession:
     def __init__(self, settings: SmtpSettings):
         self.settings = settings
         self._client: smtplib.SMTP | None = None
+        # Set when the server, the login or our sender address fails: the rest of this poll's
+        # mails are deferred at once instead of each waiting for the same failure.
+        self._unusable: str | None = None
 
     def send(self, forward: Forward) -> Delivery:
+        if self._unusable:
+            return Delivery(Status.TEMPORARY, f"not tried: {self._unusable}")
         try:
             client = self._client or self._connect()
-            return _transaction(client, forward)
+            return _transaction(client, forward, max(self.settings.server.timeout, _FINAL_REPLY_TIMEOUT))
+        except smtplib.SMTPSenderRefused as error:
+            return self._give_up(f"sender {forward.sender} refused: {_reply_text(error.smtp_code, error.smtp_error)}")
         except smtplib.SMTPResponseException as error:
+            if self._client is None:  # refused while connecting or logging in: about us, not this mail
+                return self._give_up(f"session refused: {_reply_text(error.smtp_code, error.smtp_error)}")
             self._reset_if_broken(error.smtp_code)
             return _by_code(error.smtp_code, _reply_text(error.smtp_code, error.smtp_error))
         except _CONNECTION_ERRORS as error:
             # Includes a connection lost after the final dot: the outcome is unknown, so try
             # again later; the forward's Message-ID stays the same and tells the copies apart.
+            if self._client is None:
+                return self._give_up(f"connection: {type(error).__name__}: {error}")
             self.close()
             return Delivery(Status.TEMPORARY, f"connection: {type(error).__name__}: {error}")
+
+    def _give_up(self, reason: str) -> Delivery:
+        self.close()
+        self._unusable = reason
+        return Delivery(Status.TEMPORARY, reason)
 
     def _connect(self) -> smtplib.SMTP:
         server = self.settings.server
@@ -77,7 +95,7 @@ class SmtpSession:
             self._client = None
 
 
-def _transaction(client: smtplib.SMTP, forward: Forward) -> Delivery:
+def _transaction(client: smtplib.SMTP, forward: Forward, final_reply_timeout: float) -> Delivery:
     options = ["BODY=8BITMIME"] if client.has_extn("8bitmime") and not forward.data.isascii() else []
     code, reply = client.mail(forward.sender, options)
     if code != 250:
@@ -91,13 +109,12 @@ def _transaction(client: smtplib.SMTP, forward: Forward) -> Delivery:
         client.rset()
         worst = min(code for code, _ in refused.values())  # any 4xx means worth retrying
         return _by_code(worst, "; ".join(f"{r}: {_reply_text(c, m)}" for r, (c, m) in refused.items()))
+    client.sock.settimeout(final_reply_timeout)  # servers may scan the content before they answer
     code, reply = client.data(forward.data)
     if code != 250:
         return _by_code(code, _reply_text(code, reply))
-    text = _reply_text(code, reply)
-    if refused:
-        text += " (refused: " + ", ".join(sorted(refused)) + ")"
-    return Delivery(Status.ACCEPTED, text)
+    refusals = tuple(f"{r}: {_reply_text(c, m)}" for r, (c, m) in sorted(refused.items()))
+    return Delivery(Status.ACCEPTED, _reply_text(code, reply), refusals)
 
 
 def _by_code(code: int, text: str) -> Delivery:
