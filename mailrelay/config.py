@@ -70,6 +70,7 @@ class Settings:
     smtp: SmtpSettings | None
     outbox: Path | None
     state_path: Path
+    keep_raw_days: int
     poll_seconds: float
     from_address: str
     relay_id: str
@@ -90,7 +91,10 @@ def load_settings(path: Path) -> Settings:
     relay = _table(doc, data, "relay")
     doc.check_keys(relay, ("from_address", "id"), ("relay",))
     state = _table(doc, data, "state")
-    doc.check_keys(state, ("path",), ("state",))
+    doc.check_keys(state, ("path", "keep_raw_days"), ("state",))
+    keep_raw_days = doc.get(state, "keep_raw_days", int, ("state",), 30)
+    if keep_raw_days is not None and keep_raw_days < 1:
+        doc.problem(("state", "keep_raw_days"), "keep_raw_days must be at least 1")
     schedule = _table(doc, data, "schedule")
     doc.check_keys(schedule, ("poll_seconds",), ("schedule",))
     poll_seconds = doc.get(schedule, "poll_seconds", (int, float), ("schedule",), 60)
@@ -109,6 +113,7 @@ def load_settings(path: Path) -> Settings:
         smtp=smtp,
         outbox=outbox,
         state_path=_relative(base, doc.get(state, "path", str, ("state",), "mailrelay.sqlite")),
+        keep_raw_days=keep_raw_days or 30,
         poll_seconds=float(poll_seconds or 60),
         from_address=(from_address or "").lower(),
         relay_id=doc.get(relay, "id", str, ("relay",), "mailrelay"),

@@ -10,7 +10,7 @@ from mailrelay.model import Processed, RawMail
 from mailrelay.parse import parse
 from mailrelay.pipeline import Identity, decide
 from mailrelay.policy import load_policy
-from mailrelay.route import rule_matches
+from mailrelay.route import explain_rule
 
 
 def explain_file(config: Path, mail: Path, as_json: bool = False) -> dict | str:
@@ -19,6 +19,9 @@ def explain_file(config: Path, mail: Path, as_json: bool = False) -> dict | str:
     inbound = parse(RawMail(f"file:{mail}", mail.read_bytes()))
     processed = decide(inbound, policy, Identity(settings.from_address, settings.relay_id))
     facts = _facts(processed)
+    if processed.classification is not None:
+        facts["rules"] = [dict(zip(("rule", "matched", "why"), (rule.name, *explain_rule(rule, processed.classification))))
+                          for rule in policy.rules.rules]
     if as_json:
         return facts
     return _as_text(facts, processed, policy)
@@ -38,6 +41,7 @@ def _facts(processed: Processed) -> dict:
         "rule": decision.rule,
         "reason": decision.reason,
         "rules_version": decision.rules_version,
+        "rules": [],
     }
     if classification is not None:
         facts.update(
@@ -68,8 +72,8 @@ def _as_text(facts: dict, processed: Processed, policy) -> str:
                   for e in facts["evidence"]]
         lines.append("Rules (first match wins):")
         for rule in policy.rules.rules:
-            verdict = "MATCH" if rule_matches(rule, processed.classification) else "no"
-            lines.append(f"  {verdict:5}  {rule.name}  -> {rule.desk or rule.action}")
+            matched, why = explain_rule(rule, processed.classification)
+            lines.append(f"  {'MATCH' if matched else 'no':5}  {rule.name} -> {rule.desk or rule.action}  ({why})")
     lines.append(f"Decision:    {facts['action']} -> {facts['route']} (rule {facts['rule']})"
                  + (f": {facts['reason']}" if facts["reason"] else ""))
     if processed.forward is not None:

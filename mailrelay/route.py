@@ -15,6 +15,17 @@ def condition_holds(condition: Condition, classification: Classification) -> boo
     return (field_value(classification, condition.field) in condition.values) != condition.negated
 
 
+def explain_rule(rule: Rule, classification: Classification) -> tuple[bool, str]:
+    """Whether the rule matches, and on what: the conditions that held, or the first that did not."""
+    for condition in rule.conditions:
+        if not condition_holds(condition, classification):
+            value = field_value(classification, condition.field)
+            verb = "is" if condition.negated else "is not"
+            return False, f"{condition.field} {value} {verb} {'/'.join(sorted(condition.values))}"
+    held = [f"{c.field} {field_value(classification, c.field)}" for c in rule.conditions]
+    return True, ", ".join(held) or "no conditions"
+
+
 def rule_matches(rule: Rule, classification: Classification) -> bool:
     return all(condition_holds(c, classification) for c in rule.conditions)
 

@@ -5,6 +5,7 @@ import hashlib
 import traceback
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from mailrelay.logs import get_logger
@@ -30,14 +31,15 @@ class PollReport:
 
 class Relay:
     def __init__(self, store: Store, source: MailSource, transport, policy: Callable[[], Policy],
-                 identity: Identity):
+                 identity: Identity, keep_raw_days: int = 30):
         self.store = store
         self.source = source
         self.transport = transport
         self.policy = policy  # a callable, so a reload between polls takes effect at the next mail
         self.identity = identity
         self.log = get_logger()
-        self.stop_requested = False  # set from a signal handler; the mail in hand is finished first
+        self.keep_raw_days = keep_raw_days
+        self.stop_requested = False  # set when the service stops; the mail in hand is finished first
 
     def poll(self) -> PollReport:
         """Handle every new mail once; SourceError means this poll could not run at all."""
@@ -50,7 +52,8 @@ class Relay:
                 outcome = self._handle(raw, inbox, outbox)
                 report.counts[outcome["outcome"]] += 1
                 report.mails.append(outcome)
-        self.log.info("poll.finished", **report.counts)
+        purged = self.store.purge_raw(_days_ago(self.keep_raw_days))
+        self.log.info("poll.finished", raw_purged=purged, **report.counts)
         return report
 
     def _handle(self, raw: RawMail, inbox: Inbox, outbox) -> dict:
@@ -152,6 +155,10 @@ class Relay:
         detail = detail or {}
         getattr(self.log, severity)(event, mail_id=mail_id, **detail)
         self.store.update(mail_id, event, detail, **columns)
+
+
+def _days_ago(days: int) -> str:
+    return (datetime.now(timezone.utc) - timedelta(days=days)).isoformat(timespec="milliseconds")
 
 
 def _summary(key: str, outcome: str, processed: Processed | None) -> dict:

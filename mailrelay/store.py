@@ -171,6 +171,16 @@ class Store:
                            " WHERE first_seen >= ? ORDER BY mails.id", (since,))
         return [(_record(row), bytes(row["raw"])) for row in rows]
 
+    def purge_raw(self, before: str) -> int:
+        """Drop the raw bytes of finished mails first seen before `before`; the metadata stays."""
+        with self._transaction():
+            cursor = self._db.execute(
+                "DELETE FROM raw_mails WHERE sha256 IN (SELECT sha256 FROM mails WHERE first_seen < ?"
+                " AND state IN ('forwarded', 'ignored', 'quarantined') AND archived_to IS NOT NULL)", (before,))
+            if cursor.rowcount:
+                self._event(None, "raw.purged", {"before": before, "mails": cursor.rowcount})
+        return cursor.rowcount
+
     def raw(self, sha256: str) -> bytes | None:
         rows = self._query("SELECT data FROM raw_mails WHERE sha256 = ?", (sha256,))
         return bytes(rows[0]["data"]) if rows else None

@@ -45,6 +45,9 @@ def test_explain_json_names_route_rule_and_evidence(tmp_path):
         "application", "public_body", "regional", "DE")
     assert facts["route"] == "desk-public" and facts["rule"] == "public-body-germany"
     assert facts["evidence"] and all({"field", "signal", "where"} <= set(e) for e in facts["evidence"])
+    rules = {item["rule"]: item for item in facts["rules"]}
+    assert rules["public-body-germany"]["matched"] is True
+    assert rules["inquiry"] == {"rule": "inquiry", "matched": False, "why": "kind application is not inquiry"}
 
 
 def test_explain_text_shows_each_rule_and_the_summary(tmp_path):

@@ -228,3 +228,25 @@ def test_deferred_mail_moved_out_and_back_is_still_forwarded(config, dovecot, im
     assert len(smtp_sink.received) == 1
     assert dovecot.messages(imap_user, "INBOX") == []
     assert "mail.moved" in [event for _, event, _ in audit_events(config.parent)]
+
+
+def test_raw_bytes_are_purged_after_the_retention_only_for_finished_mail(config, dovecot, imap_user, smtp_sink):
+    """Raw mails older than keep_raw_days are dropped for finished mails; a waiting mail keeps its bytes."""
+    import sqlite3
+
+    def raw_count() -> int:
+        with sqlite3.connect(config.parent / "state.sqlite") as db:
+            return db.execute("SELECT count(*) FROM raw_mails").fetchone()[0]
+
+    dovecot.append(imap_user, "INBOX", APPLICATION)
+    dovecot.append(imap_user, "INBOX", AUTO_REPLY)
+    smtp_sink.reject_next(1, code=451)
+    assert once(config) == 0
+    with sqlite3.connect(config.parent / "state.sqlite") as db:
+        db.execute("UPDATE mails SET first_seen = '2000-01-01T00:00:00.000+00:00'")
+    smtp_sink.reject_next(1, code=451)  # the application is still waiting after this poll
+    assert once(config) == 0
+    assert raw_count() == 1  # the auto-reply's bytes are gone, the waiting application's are kept
+    assert once(config) == 0
+    assert len(smtp_sink.received) == 1 and raw_count() == 0
+    assert [event for _, event, _ in audit_events(config.parent)].count("raw.purged") == 2
