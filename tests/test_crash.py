@@ -1,0 +1,54 @@
+"""Killed at any step of a mail's path, the relay loses nothing and forwards nothing twice after restart."""
+from __future__ import annotations
+
+import email
+import email.policy
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from tests.crashrun import CRASH_EXIT, STEPS
+from tests.helpers import REPO
+from tests.relaytest import once, write_config
+
+MAILS = REPO / "mailrelay" / "demo" / "mails"
+INBOX = ["01-application-state-ministry.eml", "04-auto-reply-out-of-office.eml",
+         "02-application-research-institute.eml"]
+
+
+def _forwards_by_original(sink) -> Counter:
+    return Counter(email.message_from_bytes(r.data, policy=email.policy.compat32)["In-Reply-To"]
+                   for r in sink.received)
+
+
+@pytest.mark.parametrize("step", list(STEPS))
+def test_crash_at_each_step_loses_nothing_and_doubles_only_in_the_smtp_window(
+        step, tmp_path, dovecot, imap_user, smtp_sink):
+    """After a hard exit at `step` and a restart, every mail is handled once; only a crash between SMTP
+    acceptance and the record may send one forward twice, and then with the same Message-ID."""
+    for name in INBOX:
+        dovecot.append(imap_user, "INBOX", (MAILS / name).read_bytes())
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink)
+    crashed = subprocess.run([sys.executable, "-m", "tests.crashrun", step, "--config", str(config), "once"],
+                             cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert crashed.returncode == CRASH_EXIT, crashed.stderr
+    assert once(config) == 0
+
+    forwards = _forwards_by_original(smtp_sink)
+    assert set(forwards) == {"<demo-01@wirtschaft.niedersachsen.de>", "<demo-02@hs-example.de>"}
+    # The crash lands on the first mail; only in the SMTP window was its forward already out.
+    expected = 2 if step == "after-smtp-accepted" else 1
+    assert forwards["<demo-01@wirtschaft.niedersachsen.de>"] == expected
+    assert forwards["<demo-02@hs-example.de>"] == 1
+    ids = {email.message_from_bytes(r.data, policy=email.policy.compat32)["Message-ID"]
+           for r in smtp_sink.received}
+    assert len(ids) == 2  # a doubled forward carries the same Message-ID
+    assert dovecot.messages(imap_user, "INBOX") == []
+    assert len(dovecot.messages(imap_user, "Processed")) == 2
+    assert len(dovecot.messages(imap_user, "Ignored")) == 1
+
+    sent = len(smtp_sink.received)
+    assert once(config) == 0
+    assert len(smtp_sink.received) == sent
