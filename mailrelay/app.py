@@ -32,4 +32,4 @@ def build_relay(settings: Settings, store: Store, policy: PolicyHolder) -> Relay
     source = ImapSource(settings.imap) if settings.imap else MaildirSource(settings.maildir)
     transport = SmtpTransport(settings.smtp) if settings.smtp else OutboxTransport(settings.outbox)
     return Relay(store, source, transport, policy, Identity(settings.from_address, settings.relay_id),
-                 settings.keep_raw_days)
+                 settings.keep_raw_days, settings.retry_seconds)

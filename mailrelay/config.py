@@ -72,6 +72,7 @@ class Settings:
     state_path: Path
     keep_raw_days: int
     poll_seconds: float
+    retry_seconds: tuple[float, float]  # the first wait after a temporary failure, and the longest
     from_address: str
     relay_id: str
 
@@ -96,7 +97,9 @@ def load_settings(path: Path) -> Settings:
     if keep_raw_days is not None and keep_raw_days < 1:
         doc.problem(("state", "keep_raw_days"), "keep_raw_days must be at least 1")
     schedule = _table(doc, data, "schedule")
-    doc.check_keys(schedule, ("poll_seconds",), ("schedule",))
+    doc.check_keys(schedule, ("poll_seconds", "retry_min_seconds", "retry_max_seconds"), ("schedule",))
+    retry = tuple(doc.get(schedule, name, (int, float), ("schedule",), default)
+                  for name, default in (("retry_min_seconds", 60), ("retry_max_seconds", 3600)))
     poll_seconds = doc.get(schedule, "poll_seconds", (int, float), ("schedule",), 60)
     if poll_seconds is not None and poll_seconds < 1:
         doc.problem(("schedule", "poll_seconds"), "poll_seconds must be at least 1")
@@ -115,6 +118,7 @@ def load_settings(path: Path) -> Settings:
         state_path=_relative(base, doc.get(state, "path", str, ("state",), "mailrelay.sqlite")),
         keep_raw_days=keep_raw_days or 30,
         poll_seconds=float(poll_seconds or 60),
+        retry_seconds=(float(retry[0] or 0), float(retry[1] or 0)),
         from_address=(from_address or "").lower(),
         relay_id=doc.get(relay, "id", str, ("relay",), "mailrelay"),
     )

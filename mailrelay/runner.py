@@ -31,7 +31,7 @@ class PollReport:
 
 class Relay:
     def __init__(self, store: Store, source: MailSource, transport, policy: Callable[[], Policy],
-                 identity: Identity, keep_raw_days: int = 30):
+                 identity: Identity, keep_raw_days: int = 30, retry_seconds: tuple[float, float] = (60, 3600)):
         self.store = store
         self.source = source
         self.transport = transport
@@ -39,6 +39,7 @@ class Relay:
         self.identity = identity
         self.log = get_logger()
         self.keep_raw_days = keep_raw_days
+        self.retry_seconds = retry_seconds
         self.stop_requested = False  # set when the service stops; the mail in hand is finished first
 
     def poll(self) -> PollReport:
@@ -61,6 +62,8 @@ class Relay:
         record = self.store.find(sha256)
         if record is not None and record.state in FINAL_STATES:
             return self._seen_again(record, raw, inbox)
+        if record is not None and record.waiting:  # a Maildir offers every mail; IMAP only due ones
+            return {"key": raw.key, "outcome": "waiting", "route": record.route or "none", "subject": record.subject}
         try:
             processed, error = decide(parse(raw), self.policy(), self.identity), None
         except Exception as caught:  # a bug or a broken template must cost one mail, not the poll
@@ -126,11 +129,17 @@ class Relay:
             return self._archive(mail_id, key, "forwarded", inbox, processed)
         if delivery.status is Status.TEMPORARY:
             attempts = self.store.get(mail_id).attempts + 1
+            detail["next_attempt"] = _later(self._backoff(attempts))
             self._audit(mail_id, "mail.deferred", detail=detail, severity="warning", state="retry",
-                        attempts=attempts)
+                        attempts=attempts, next_attempt=detail["next_attempt"])
             return _summary(key, "deferred", processed)
         self._audit(mail_id, "mail.refused", detail=detail, severity="warning", state="quarantined")
         return self._archive(mail_id, key, "quarantined", inbox, processed)
+
+    def _backoff(self, attempts: int) -> float:
+        """Seconds until the next try: doubling from the first wait up to the longest."""
+        shortest, longest = self.retry_seconds
+        return min(shortest * 2 ** (attempts - 1), longest)
 
     def _archive(self, mail_id: int, key: str, state: str, inbox: Inbox, processed: Processed | None) -> dict:
         try:
@@ -158,7 +167,11 @@ class Relay:
 
 
 def _days_ago(days: int) -> str:
-    return (datetime.now(timezone.utc) - timedelta(days=days)).isoformat(timespec="milliseconds")
+    return _later(-days * 86400)
+
+
+def _later(seconds: float) -> str:
+    return (datetime.now(timezone.utc) + timedelta(seconds=seconds)).isoformat(timespec="milliseconds")
 
 
 def _summary(key: str, outcome: str, processed: Processed | None) -> dict:

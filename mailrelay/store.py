@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS mails (
     forward_message_id TEXT,
     archived_to TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt TEXT,
     first_seen TEXT NOT NULL,
     updated TEXT NOT NULL
 );
@@ -60,6 +61,8 @@ class AlreadyRunning(RuntimeError):
 
 @dataclass(frozen=True)
 class MailRecord:
+    """One row of `mails`: what the relay knows and did about one mail."""
+
     id: int
     sha256: str
     message_id: str
@@ -72,7 +75,13 @@ class MailRecord:
     forward_message_id: str | None
     archived_to: str | None
     attempts: int
+    next_attempt: str | None
     first_seen: str
+
+    @property
+    def waiting(self) -> bool:
+        """A deferred forward whose next attempt is not due yet."""
+        return self.state == "retry" and bool(self.next_attempt) and self.next_attempt > _now()
 
 
 def _now() -> str:
@@ -157,11 +166,12 @@ class Store:
         return [_record(row) for row in self._query(query, args)]
 
     def unfinished_keys(self, prefix: str) -> list[str]:
-        """Source keys under `prefix` of mails not yet final and archived: they are fetched again."""
+        """Source keys under `prefix` of mails not yet final and archived, and due: they are fetched again."""
         rows = self._query(
             "SELECT source_key FROM mails WHERE substr(source_key, 1, ?) = ?"
-            " AND (state NOT IN ('forwarded', 'ignored', 'quarantined') OR archived_to IS NULL)",
-            (len(prefix), prefix),
+            " AND (state NOT IN ('forwarded', 'ignored', 'quarantined') OR archived_to IS NULL)"
+            " AND (next_attempt IS NULL OR next_attempt <= ?)",
+            (len(prefix), prefix, _now()),
         )
         return [row["source_key"] for row in rows]
 

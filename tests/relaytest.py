@@ -12,8 +12,10 @@ RELAY_ADDRESS = "relay@clusterplattform.example"
 
 
 def write_config(directory: Path, dovecot, user: str, sink=None, *, smtp: str | None = None,
-                 imap_port: int | None = None, templates: Path | None = None, rules: Path | None = None) -> Path:
-    """A main config pointing at the test Dovecot (TLS, verified) and the SMTP sink (plain, loopback)."""
+                 imap_port: int | None = None, templates: Path | None = None, rules: Path | None = None,
+                 schedule: str = "retry_min_seconds = 0") -> Path:
+    """A main config pointing at the test Dovecot (TLS, verified) and the SMTP sink (plain, loopback);
+    by default a deferred mail is due again at once, so a test's next poll retries it."""
     (directory / "imap.secret").write_text(dovecot.password + "\n", encoding="utf-8")
     smtp = smtp or f'[smtp]\nhost = "127.0.0.1"\nport = {sink.port}\nsecurity = "plain"\ntimeout = 10\n'
     text = f"""\
@@ -37,6 +39,9 @@ id = "test-relay"
 
 [state]
 path = "state.sqlite"
+
+[schedule]
+{schedule}
 """
     path = directory / "mailrelay.toml"
     path.write_text(text, encoding="utf-8")

@@ -34,8 +34,7 @@ def test_daemon_polls_reloads_and_stops(tmp_path, dovecot, imap_user, smtp_sink)
     and exits on SIGTERM; each reload is recorded in the audit trail."""
     rules = tmp_path / "routing.toml"
     rules.write_text((REPO / "config" / "routing.toml").read_text(encoding="utf-8"), encoding="utf-8")
-    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, rules=rules)
-    config.write_text(config.read_text() + "\n[schedule]\npoll_seconds = 1\n")
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, rules=rules, schedule="poll_seconds = 1")
     process = subprocess.Popen([sys.executable, "-m", "mailrelay", "--config", str(config), "run"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
                                env=dict(os.environ, PYTHONUNBUFFERED="1"))

@@ -250,3 +250,23 @@ def test_raw_bytes_are_purged_after_the_retention_only_for_finished_mail(config,
     assert once(config) == 0
     assert len(smtp_sink.received) == 1 and raw_count() == 0
     assert [event for _, event, _ in audit_events(config.parent)].count("raw.purged") == 2
+
+
+def test_deferred_mail_waits_for_its_backoff_before_it_is_fetched_again(tmp_path, dovecot, imap_user, smtp_sink):
+    """After a 451 the mail is not fetched or sent again until its next attempt is due."""
+    import sqlite3
+
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, schedule="retry_min_seconds = 3600")
+    dovecot.append(imap_user, "INBOX", APPLICATION)
+    smtp_sink.reject_next(1, code=451)
+    assert once(config) == 0 and once(config) == 0
+    assert smtp_sink.received == []
+    deferred = [detail for _, event, detail in audit_events(tmp_path) if event == "mail.deferred"]
+    from datetime import datetime, timedelta, timezone
+
+    assert len(deferred) == 1
+    assert datetime.fromisoformat(deferred[0]["next_attempt"]) > datetime.now(timezone.utc) + timedelta(minutes=59)
+    with sqlite3.connect(tmp_path / "state.sqlite") as db:
+        db.execute("UPDATE mails SET next_attempt = '2000-01-01T00:00:00.000+00:00'")
+    assert once(config) == 0
+    assert len(smtp_sink.received) == 1 and dovecot.messages(imap_user, "INBOX") == []
