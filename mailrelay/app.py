@@ -4,7 +4,7 @@ from __future__ import annotations
 from mailrelay.config import Settings
 from mailrelay.pipeline import Identity
 from mailrelay.policy import Policy, load_policy
-from mailrelay.runner import Relay
+from mailrelay.runner import Limits, Relay
 from mailrelay.sources.imap import ImapSource
 from mailrelay.sources.maildir import MaildirSource
 from mailrelay.store import Store
@@ -31,5 +31,5 @@ class PolicyHolder:
 def build_relay(settings: Settings, store: Store, policy: PolicyHolder) -> Relay:
     source = ImapSource(settings.imap) if settings.imap else MaildirSource(settings.maildir)
     transport = SmtpTransport(settings.smtp) if settings.smtp else OutboxTransport(settings.outbox)
-    return Relay(store, source, transport, policy, Identity(settings.from_address, settings.relay_id),
-                 settings.keep_raw_days, settings.retry_seconds)
+    limits = Limits(settings.keep_raw_days, settings.retry_seconds, settings.max_forwards_per_sender_per_hour)
+    return Relay(store, source, transport, policy, Identity(settings.from_address, settings.relay_id), limits)

@@ -75,6 +75,7 @@ class Settings:
     retry_seconds: tuple[float, float]  # the first wait after a temporary failure, and the longest
     from_address: str
     relay_id: str
+    max_forwards_per_sender_per_hour: int
 
 
 def load_settings(path: Path) -> Settings:
@@ -90,7 +91,8 @@ def load_settings(path: Path) -> Settings:
     _exactly_one(doc, data, ("imap", "maildir"), "mail source")
     _exactly_one(doc, data, ("smtp", "outbox"), "transport")
     relay = _table(doc, data, "relay")
-    doc.check_keys(relay, ("from_address", "id"), ("relay",))
+    doc.check_keys(relay, ("from_address", "id", "max_forwards_per_sender_per_hour"), ("relay",))
+    per_sender = doc.get(relay, "max_forwards_per_sender_per_hour", int, ("relay",), 10)
     state = _table(doc, data, "state")
     doc.check_keys(state, ("path", "keep_raw_days"), ("state",))
     keep_raw_days = doc.get(state, "keep_raw_days", int, ("state",), 30)
@@ -121,6 +123,7 @@ def load_settings(path: Path) -> Settings:
         retry_seconds=(float(retry[0] or 0), float(retry[1] or 0)),
         from_address=(from_address or "").lower(),
         relay_id=doc.get(relay, "id", str, ("relay",), "mailrelay"),
+        max_forwards_per_sender_per_hour=per_sender or 10,
     )
     doc.raise_if_problems()
     return settings

@@ -21,6 +21,15 @@ _ARCHIVE_TARGET = {"forwarded": "processed", "ignored": "ignored", "quarantined"
 _STATE_OF_ACTION = {Action.IGNORE: "ignored", Action.QUARANTINE: "quarantined"}
 
 
+@dataclass(frozen=True)
+class Limits:
+    """The relay's safety settings."""
+
+    keep_raw_days: int = 30
+    retry_seconds: tuple[float, float] = (60, 3600)
+    forwards_per_sender_per_hour: int = 10
+
+
 @dataclass
 class PollReport:
     """What one poll did, by outcome, and per mail for the demo's table."""
@@ -31,15 +40,14 @@ class PollReport:
 
 class Relay:
     def __init__(self, store: Store, source: MailSource, transport, policy: Callable[[], Policy],
-                 identity: Identity, keep_raw_days: int = 30, retry_seconds: tuple[float, float] = (60, 3600)):
+                 identity: Identity, limits: Limits = Limits()):
         self.store = store
         self.source = source
         self.transport = transport
         self.policy = policy  # a callable, so a reload between polls takes effect at the next mail
         self.identity = identity
         self.log = get_logger()
-        self.keep_raw_days = keep_raw_days
-        self.retry_seconds = retry_seconds
+        self.limits = limits
         self.stop_requested = False  # set when the service stops; the mail in hand is finished first
 
     def poll(self) -> PollReport:
@@ -53,7 +61,7 @@ class Relay:
                 outcome = self._handle(raw, inbox, outbox)
                 report.counts[outcome["outcome"]] += 1
                 report.mails.append(outcome)
-        purged = self.store.purge_raw(_days_ago(self.keep_raw_days))
+        purged = self.store.purge_raw(_later(-self.limits.keep_raw_days * 86400))
         self.log.info("poll.finished", raw_purged=purged, **report.counts)
         return report
 
@@ -118,6 +126,13 @@ class Relay:
 
     def _deliver(self, mail_id: int, key: str, processed: Processed, inbox: Inbox, outbox) -> dict:
         forward = processed.forward
+        sender = processed.inbound.from_.address if processed.inbound.from_ else ""
+        if self.store.forwards_from(sender, _later(-3600)) >= self.limits.forwards_per_sender_per_hour:
+            # A sender (or a loop through one) producing mail faster than people write it.
+            detail = {"sender": sender, "limit": self.limits.forwards_per_sender_per_hour}
+            self._audit(mail_id, "mail.circuit_breaker", detail, severity="error", state="quarantined",
+                        reason=f"more than {detail['limit']} forwards from {sender} within an hour")
+            return self._archive(mail_id, key, "quarantined", inbox, processed)
         self._audit(mail_id, "mail.sending", {"desk": forward.desk, "message_id": forward.message_id},
                     state="sending", forward_message_id=forward.message_id)
         delivery: Delivery = outbox.send(forward)
@@ -138,7 +153,7 @@ class Relay:
 
     def _backoff(self, attempts: int) -> float:
         """Seconds until the next try: doubling from the first wait up to the longest."""
-        shortest, longest = self.retry_seconds
+        shortest, longest = self.limits.retry_seconds
         return min(shortest * 2 ** (attempts - 1), longest)
 
     def _archive(self, mail_id: int, key: str, state: str, inbox: Inbox, processed: Processed | None) -> dict:
@@ -164,10 +179,6 @@ class Relay:
         detail = detail or {}
         getattr(self.log, severity)(event, mail_id=mail_id, **detail)
         self.store.update(mail_id, event, detail, **columns)
-
-
-def _days_ago(days: int) -> str:
-    return _later(-days * 86400)
 
 
 def _later(seconds: float) -> str:

@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS mails (
 );
 CREATE INDEX IF NOT EXISTS mails_state ON mails(state);
 CREATE INDEX IF NOT EXISTS mails_message_id ON mails(message_id);
+CREATE INDEX IF NOT EXISTS mails_from ON mails(from_address, state);
 CREATE TABLE IF NOT EXISTS raw_mails (
     sha256 TEXT PRIMARY KEY,
     data BLOB NOT NULL,
@@ -180,6 +181,12 @@ class Store:
         rows = self._query("SELECT mails.*, raw_mails.data AS raw FROM mails JOIN raw_mails USING (sha256)"
                            " WHERE first_seen >= ? ORDER BY mails.id", (since,))
         return [(_record(row), bytes(row["raw"])) for row in rows]
+
+    def forwards_from(self, from_address: str, since: str) -> int:
+        """How many mails from this sender were forwarded since `since`."""
+        rows = self._query("SELECT count(*) AS n FROM mails WHERE from_address = ? AND state = 'forwarded'"
+                           " AND updated >= ?", (from_address, since))
+        return rows[0]["n"]
 
     def purge_raw(self, before: str) -> int:
         """Drop the raw bytes of finished mails first seen before `before`; the metadata stays."""

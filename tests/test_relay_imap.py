@@ -270,3 +270,16 @@ def test_deferred_mail_waits_for_its_backoff_before_it_is_fetched_again(tmp_path
         db.execute("UPDATE mails SET next_attempt = '2000-01-01T00:00:00.000+00:00'")
     assert once(config) == 0
     assert len(smtp_sink.received) == 1 and dovecot.messages(imap_user, "INBOX") == []
+
+
+def test_sender_over_the_hourly_limit_is_quarantined(tmp_path, dovecot, imap_user, smtp_sink):
+    """More forwards from one sender within an hour than allowed: the rest go to quarantine with an error."""
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink)
+    config.write_text(config.read_text().replace('id = "test-relay"', 'id = "test-relay"\nmax_forwards_per_sender_per_hour = 2'))
+    for number in range(4):
+        dovecot.append(imap_user, "INBOX", APPLICATION.replace(b"<demo-01@", f"<demo-01-{number}@".encode()))
+    assert once(config) == 0
+    assert len(smtp_sink.received) == 2
+    assert len(dovecot.messages(imap_user, "Quarantine")) == 2
+    tripped = [detail for _, event, detail in audit_events(tmp_path) if event == "mail.circuit_breaker"]
+    assert len(tripped) == 2 and tripped[0]["sender"] == "sabine.albrecht@wirtschaft.niedersachsen.de"
