@@ -52,6 +52,7 @@ class ImapSettings:
     ignored_mailbox: str
     quarantine_mailbox: str
     batch_size: int
+    max_message_bytes: int = 25 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,8 @@ def _exactly_one(doc: TomlFile, data: dict, sections: tuple[str, str], what: str
 # "password" is known only to be refused with a message that says what to do instead.
 _ENDPOINT_KEYS = ("host", "port", "security", "ca_file", "username", "password", "password_file", "password_env",
                   "timeout")
-_IMAP_KEYS = _ENDPOINT_KEYS + ("mailbox", "processed_mailbox", "ignored_mailbox", "quarantine_mailbox", "batch_size")
+_IMAP_KEYS = _ENDPOINT_KEYS + ("mailbox", "processed_mailbox", "ignored_mailbox", "quarantine_mailbox", "batch_size",
+                                "max_message_bytes")
 _DEFAULT_PORTS = {"imap": {"tls": 993, "starttls": 143, "plain": 143}, "smtp": {"tls": 465, "starttls": 587, "plain": 25}}
 
 
@@ -192,7 +194,9 @@ def _imap(doc: TomlFile, table: dict) -> ImapSettings:
     if len(set(mailboxes.values())) < len(mailboxes):
         doc.problem(("imap",), "mailbox, processed_mailbox, ignored_mailbox and quarantine_mailbox must all differ")
     batch_size = doc.get(table, "batch_size", int, ("imap",), 50)
-    return ImapSettings(_endpoint(doc, table, "imap"), batch_size=max(1, batch_size or 50), **mailboxes)
+    max_bytes = doc.get(table, "max_message_bytes", int, ("imap",), 25 * 1024 * 1024)
+    return ImapSettings(_endpoint(doc, table, "imap"), batch_size=max(1, batch_size or 50),
+                        max_message_bytes=max(1024, max_bytes or 0), **mailboxes)
 
 
 def _smtp(doc: TomlFile, table: dict) -> SmtpSettings:

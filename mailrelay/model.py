@@ -46,6 +46,7 @@ class RawMail:
 
     key: str
     data: bytes
+    oversize: int = 0  # the full size, when the mail was over the limit and only its header was fetched
 
 
 @dataclass(frozen=True)

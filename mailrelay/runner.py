@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from mailrelay.logs import get_logger
-from mailrelay.model import Action, Processed, RawMail
+from mailrelay.model import Action, Decision, Processed, RawMail
 from mailrelay.parse import parse
 from mailrelay.pipeline import Identity, decide
 from mailrelay.policy import Policy
@@ -73,7 +73,7 @@ class Relay:
         if record is not None and record.waiting:  # a Maildir offers every mail; IMAP only due ones
             return {"key": raw.key, "outcome": "waiting", "route": record.route or "none", "subject": record.subject}
         try:
-            processed, error = decide(parse(raw), self.policy(), self.identity), None
+            processed, error = self._decide(raw), None
         except Exception as caught:  # a bug or a broken template must cost one mail, not the poll
             processed, error = None, caught
         mail_id = record.id if record else self._add(raw, sha256, processed)
@@ -88,6 +88,13 @@ class Relay:
             self._audit(mail_id, f"mail.{state}", state=state)
             return self._archive(mail_id, raw.key, state, inbox, processed)
         return self._deliver(mail_id, raw.key, processed, inbox, outbox)
+
+    def _decide(self, raw: RawMail) -> Processed:
+        inbound = parse(raw)
+        if raw.oversize:  # only the header is here: nothing to classify, a person decides
+            reason = f"too large: {raw.oversize} bytes; only its header was fetched"
+            return Processed(inbound, None, Decision(Action.QUARANTINE, "size-limit", reason=reason))
+        return decide(inbound, self.policy(), self.identity)
 
     def _add(self, raw: RawMail, sha256: str, processed: Processed | None) -> int:
         """Record the mail and its bytes before anything leaves the relay."""

@@ -283,3 +283,24 @@ def test_sender_over_the_hourly_limit_is_quarantined(tmp_path, dovecot, imap_use
     assert len(dovecot.messages(imap_user, "Quarantine")) == 2
     tripped = [detail for _, event, detail in audit_events(tmp_path) if event == "mail.circuit_breaker"]
     assert len(tripped) == 2 and tripped[0]["sender"] == "sabine.albrecht@wirtschaft.niedersachsen.de"
+
+
+def test_mail_over_the_size_limit_is_quarantined_without_fetching_its_body(tmp_path, dovecot, imap_user,
+                                                                          smtp_sink):
+    """A mail over max_message_bytes is decided on RFC822.SIZE: quarantined, only its header recorded."""
+    import sqlite3
+
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink)
+    config.write_text(config.read_text().replace("timeout = 10\n", "timeout = 10\nmax_message_bytes = 20000\n", 1))
+    big = APPLICATION + b"\n" + b"x" * 60 + (b"\n" + b"y" * 70) * 400
+    dovecot.append(imap_user, "INBOX", big)
+    dovecot.append(imap_user, "INBOX", APPLICATION)
+    assert once(config) == 0
+    assert len(smtp_sink.received) == 1
+    [quarantined] = dovecot.messages(imap_user, "Quarantine")
+    assert len(quarantined) > 20000  # the mail itself is kept whole
+    with sqlite3.connect(tmp_path / "state.sqlite") as db:
+        stored = [len(row[0]) for row in db.execute("SELECT data FROM raw_mails")]
+    assert min(stored) < 2000  # only the header of the large one was fetched and kept
+    decided = [detail for _, event, detail in audit_events(tmp_path) if event == "mail.decided"]
+    assert any(d["rule"] == "size-limit" and "too large" in d["reason"] for d in decided)

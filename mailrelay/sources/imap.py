@@ -84,22 +84,34 @@ class ImapInbox:
             raise SourceError(f"IMAP search: {error}") from error
         size = self.settings.batch_size
         for start in range(0, len(uids), size):
-            for uid, data in self._fetch(uids[start:start + size]):
-                yield RawMail(f"{self.prefix}{uid}", data)
+            yield from self._fetch(uids[start:start + size])
 
-    def _fetch(self, batch: list[int]) -> list[tuple[int, bytes]]:
-        """The batch's bodies; if the server refuses the batch, each mail alone, skipping refused ones."""
+    def _fetch(self, batch: list[int]) -> list[RawMail]:
+        """The batch's mails in UID order; over the size limit only the header, decided on RFC822.SIZE."""
+        sizes = {uid: int(item.get(b"RFC822.SIZE", 0)) for uid, item in self._command(batch, "RFC822.SIZE").items()}
+        limit = self.settings.max_message_bytes
+        whole = [uid for uid in batch if sizes.get(uid, 0) <= limit]
+        too_large = [uid for uid in batch if sizes.get(uid, 0) > limit]
+        mails = [RawMail(f"{self.prefix}{uid}", data) for uid, data in self._parts(whole, "BODY.PEEK[]", b"BODY[]")]
+        mails += [RawMail(f"{self.prefix}{uid}", data, oversize=sizes[uid])
+                  for uid, data in self._parts(too_large, "BODY.PEEK[HEADER]", b"BODY[HEADER]")]
+        return sorted(mails, key=lambda mail: _uid(mail.key, self.prefix))
+
+    def _parts(self, uids: list[int], item: str, key: bytes) -> list[tuple[int, bytes]]:
+        response = self._command(uids, item) if uids else {}
+        return [(uid, bytes(response[uid][key])) for uid in uids if key in response.get(uid, {})]
+
+    def _command(self, uids: list[int], item: str) -> dict:
+        """FETCH `item`; if the server refuses the batch, each mail alone, skipping (and logging) refused ones."""
         try:
-            response = self.client.fetch(batch, ["BODY.PEEK[]"])
+            return self.client.fetch(uids, [item])
         except _LOST as error:
             raise SourceError(f"IMAP fetch: {error}") from error
         except IMAPClientError as error:
-            if len(batch) == 1:
-                get_logger().warning("imap.fetch_refused", uid=batch[0], error=str(error))
-                return []
-            return [item for uid in batch for item in self._fetch([uid])]
-        return [(uid, bytes(response[uid][b"BODY[]"])) for uid in batch
-                if uid in response and b"BODY[]" in response[uid]]
+            if len(uids) == 1:
+                get_logger().warning("imap.fetch_refused", uid=uids[0], item=item, error=str(error))
+                return {}
+            return {uid: data for one in uids for uid, data in self._command([one], item).items()}
 
     def _new_uids(self) -> list[int]:
         if self.uidnext and self.uidnext <= self.last_uid + 1:
