@@ -53,12 +53,22 @@ def parse(raw: RawMail) -> Inbound:
 
 
 def decode_header(value: object) -> str:
-    """RFC 2047 words decoded; undecodable charsets replaced, never raised."""
+    """RFC 2047 words decoded; bytes that do not fit their charset are replaced, never raised."""
     text = str(value)
     try:
-        return str(email.header.make_header(email.header.decode_header(text)))
-    except (LookupError, UnicodeError, ValueError, email.errors.HeaderParseError):
+        chunks = email.header.decode_header(text)
+    except (email.errors.HeaderParseError, ValueError):
         return text
+    return "".join(_decode_chunk(chunk, charset) for chunk, charset in chunks)
+
+
+def _decode_chunk(chunk: bytes | str, charset: str | None) -> str:
+    if isinstance(chunk, str):
+        return chunk
+    try:
+        return chunk.decode(charset or "ascii", "replace")
+    except LookupError:  # a charset Python does not know
+        return chunk.decode("utf-8", "replace")
 
 
 def _single_line(text: str) -> str:

@@ -94,7 +94,8 @@ def _headers(inbound: Inbound, desk: Desk, subject: str, from_address: str, rela
     reply = (inbound.reply_to or ((inbound.from_,) if inbound.from_ else ()))
     if reply and reply[0].address.isascii():  # a non-ASCII address is shown in the summary text instead
         headers["Reply-To"] = email.utils.formataddr((reply[0].name, reply[0].address))
-    headers["Subject"] = " ".join(subject.split())
+    # A literal "=?" left in the text (a word that would not decode) confuses the header encoder.
+    headers["Subject"] = " ".join(subject.split()).replace("=?", "= ?")
     headers["Date"] = email.utils.formatdate(localtime=True)
     headers["Message-ID"] = message_id
     if _MESSAGE_ID.match(inbound.message_id):
