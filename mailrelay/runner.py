@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from mailrelay.logs import get_logger
-from mailrelay.model import Action, Decision, Processed, RawMail
+from mailrelay.model import Action, Decision, Inbound, Processed, RawMail
 from mailrelay.parse import parse
 from mailrelay.pipeline import Identity, decide
 from mailrelay.policy import Policy
@@ -28,6 +28,7 @@ class Limits:
     keep_raw_days: int = 30
     retry_seconds: tuple[float, float] = (60, 3600)
     forwards_per_sender_per_hour: int = 10
+    max_tries: int = 3  # tries of one mail that end the process before it gives up on the mail
 
 
 @dataclass
@@ -72,14 +73,20 @@ class Relay:
             return self._seen_again(record, raw, inbox)
         if record is not None and record.waiting:  # a Maildir offers every mail; IMAP only due ones
             return {"key": raw.key, "outcome": "waiting", "route": record.route or "none", "subject": record.subject}
-        try:
-            processed, error = self._decide(raw), None
-        except Exception as caught:  # a bug or a broken template must cost one mail, not the poll
-            processed, error = None, caught
-        mail_id = record.id if record else self._add(raw, sha256, processed)
+        inbound = _parse_or_none(raw)
+        mail_id = record.id if record else self._add(raw, sha256, inbound)
         if record is not None and record.source_key != raw.key:  # moved, or its mailbox recreated
             self._audit(mail_id, "mail.moved", {"from": record.source_key, "to": raw.key}, source_key=raw.key)
         inbox.recorded(raw.key)
+        tries = (record.tries if record else 0) + 1
+        if tries > self.limits.max_tries:  # each earlier try ended the process: a poison mail
+            return self._quarantine_on_error(mail_id, raw, inbox, RuntimeError(
+                f"gave up after {self.limits.max_tries} tries that did not finish"))
+        self.store.update(mail_id, "mail.try", {"try": tries}, tries=tries)
+        try:
+            processed, error = self._decide(raw, inbound), None
+        except Exception as caught:  # a bug or a broken template must cost one mail, not the poll
+            processed, error = None, caught
         if error is not None:
             return self._quarantine_on_error(mail_id, raw, inbox, error)
         self._record_decision(mail_id, processed)
@@ -89,16 +96,15 @@ class Relay:
             return self._archive(mail_id, raw.key, state, inbox, processed)
         return self._deliver(mail_id, raw.key, processed, inbox, outbox)
 
-    def _decide(self, raw: RawMail) -> Processed:
-        inbound = parse(raw)
+    def _decide(self, raw: RawMail, inbound: Inbound | None) -> Processed:
+        inbound = inbound or parse(raw)  # parsed again when the first parse failed, to raise its error here
         if raw.oversize:  # only the header is here: nothing to classify, a person decides
             reason = f"too large: {raw.oversize} bytes; only its header was fetched"
             return Processed(inbound, None, Decision(Action.QUARANTINE, "size-limit", reason=reason))
         return decide(inbound, self.policy(), self.identity)
 
-    def _add(self, raw: RawMail, sha256: str, processed: Processed | None) -> int:
-        """Record the mail and its bytes before anything leaves the relay."""
-        inbound = processed.inbound if processed else None
+    def _add(self, raw: RawMail, sha256: str, inbound: Inbound | None) -> int:
+        """Record the mail and its bytes before anything else is done with it."""
         from_address = inbound.from_.address if inbound and inbound.from_ else ""
         mail_id = self.store.add_mail(sha256, inbound.message_id if inbound else "", raw.key, from_address,
                                       inbound.subject if inbound else "", raw.data)
@@ -153,7 +159,7 @@ class Relay:
             attempts = self.store.get(mail_id).attempts + 1
             detail["next_attempt"] = _later(self._backoff(attempts))
             self._audit(mail_id, "mail.deferred", detail=detail, severity="warning", state="retry",
-                        attempts=attempts, next_attempt=detail["next_attempt"])
+                        attempts=attempts, next_attempt=detail["next_attempt"], tries=0)
             return _summary(key, "deferred", processed)
         self._audit(mail_id, "mail.refused", detail=detail, severity="warning", state="quarantined")
         return self._archive(mail_id, key, "quarantined", inbox, processed)
@@ -173,9 +179,9 @@ class Relay:
         return _summary(key, state, processed)
 
     def _quarantine_on_error(self, mail_id: int, raw: RawMail, inbox: Inbox, error: Exception) -> dict:
-        where = traceback.extract_tb(error.__traceback__)[-1]
+        frames = traceback.extract_tb(error.__traceback__)
         detail = {"key": raw.key, "error": f"{type(error).__name__}: {error}",
-                  "at": f"{where.filename}:{where.lineno}"}
+                  "at": f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "runner"}
         self._audit(mail_id, "mail.failed", detail, severity="error", state="quarantined", reason=detail["error"])
         self._archive(mail_id, raw.key, "quarantined", inbox, None)
         return {"key": raw.key, "outcome": "quarantined", "route": "none", "subject": "", "error": detail["error"]}
@@ -186,6 +192,13 @@ class Relay:
         detail = detail or {}
         getattr(self.log, severity)(event, mail_id=mail_id, **detail)
         self.store.update(mail_id, event, detail, **columns)
+
+
+def _parse_or_none(raw: RawMail) -> Inbound | None:
+    try:
+        return parse(raw)
+    except Exception:  # recorded with empty fields; the error is raised again when deciding
+        return None
 
 
 def _later(seconds: float) -> str:

@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS mails (
     archived_to TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt TEXT,
+    tries INTEGER NOT NULL DEFAULT 0,
     first_seen TEXT NOT NULL,
     updated TEXT NOT NULL
 );
@@ -77,6 +78,7 @@ class MailRecord:
     archived_to: str | None
     attempts: int
     next_attempt: str | None
+    tries: int
     first_seen: str
 
     @property

@@ -52,3 +52,24 @@ def test_crash_at_each_step_loses_nothing_and_doubles_only_in_the_smtp_window(
     sent = len(smtp_sink.received)
     assert once(config) == 0
     assert len(smtp_sink.received) == sent
+
+
+def test_poison_mail_that_kills_the_process_every_time_is_quarantined_after_three_tries(
+        tmp_path, dovecot, imap_user, smtp_sink):
+    """A mail whose classification ends the process on every try is quarantined after three; the rest flow."""
+    for name in INBOX:
+        dovecot.append(imap_user, "INBOX", (MAILS / name).read_bytes())
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink)
+    for _ in range(3):
+        crashed = subprocess.run([sys.executable, "-m", "tests.crashrun", "classified", "--config", str(config),
+                                  "once"], cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert crashed.returncode == CRASH_EXIT, crashed.stderr
+    crashed = subprocess.run([sys.executable, "-m", "tests.crashrun", "classified", "--config", str(config),
+                              "once"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    # The fourth run quarantines the poison mail without classifying it, then classifies the next: crash.
+    assert crashed.returncode == CRASH_EXIT
+    assert once(config) == 0
+    [quarantined] = dovecot.messages(imap_user, "Quarantine")
+    assert b"<demo-01@wirtschaft.niedersachsen.de>" in quarantined
+    assert set(_forwards_by_original(smtp_sink)) == {"<demo-02@hs-example.de>"}
+    assert dovecot.messages(imap_user, "INBOX") == []

@@ -105,7 +105,7 @@ def test_every_step_is_audited_with_rule_and_evidence(config, dovecot, imap_user
     assert once(config) == 0
     events = audit_events(config.parent)
     assert [event for mail_id, event, _ in events if mail_id] == [
-        "mail.received", "mail.decided", "mail.sending", "mail.forwarded", "mail.archived"]
+        "mail.received", "mail.try", "mail.decided", "mail.sending", "mail.forwarded", "mail.archived"]
     decided = next(detail for _, event, detail in events if event == "mail.decided")
     assert decided["rule"] == "public-body-germany" and decided["evidence"]
     forwarded = next(detail for _, event, detail in events if event == "mail.forwarded")
