@@ -18,7 +18,7 @@ from mailrelay.rules import Desk
 
 LOOP_HEADER = "X-Mailrelay-Loop"
 TEMPLATE_NAMES = ("subject.txt.j2", "summary.txt.j2", "summary.html.j2")
-_MESSAGE_ID = re.compile(r"^<[^<>\s@]+@[^<>\s@]+>$")
+_MESSAGE_ID = re.compile(r"^<[\w.!#$%&'*+/=^`{|}~-]+@[\w.!#$%&'*+/=^`{|}~\[\]:-]+>$")  # no "?": no encoded word
 _SMTP_POLICY = email.policy.SMTP
 # Outer headers are not folded at 78 columns: some clients keep the fold's space in a Message-ID.
 _HEADER_POLICY = email.policy.SMTP.clone(max_line_length=998)
@@ -93,7 +93,8 @@ def _headers(inbound: Inbound, desk: Desk, subject: str, from_address: str, rela
     headers["To"] = ", ".join(desk.addresses)
     reply = (inbound.reply_to or ((inbound.from_,) if inbound.from_ else ()))
     if reply and reply[0].address.isascii():  # a non-ASCII address is shown in the summary text instead
-        headers["Reply-To"] = email.utils.formataddr((reply[0].name, reply[0].address))
+        # A decoded name may hold another encoded word; the header parser would decode it again.
+        headers["Reply-To"] = email.utils.formataddr((reply[0].name.replace("=?", "= ?"), reply[0].address))
     # A literal "=?" left in the text (a word that would not decode) confuses the header encoder.
     headers["Subject"] = " ".join(subject.split()).replace("=?", "= ?")
     headers["Date"] = email.utils.formatdate(localtime=True)

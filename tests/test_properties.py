@@ -5,7 +5,7 @@ import email
 import email.policy
 from functools import lru_cache
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mailrelay.model import RawMail
@@ -51,6 +51,8 @@ def test_parse_never_raises_on_arbitrary_bytes(data):
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(nasty_text, nasty_text, nasty_text, nasty_text, body_text,
        st.sampled_from(["utf-8", "iso-8859-1", "x-unknown", "\"utf-8\r\nBcc: a@evil.example\""]))
+# Found by this test: an encoded word in the address part of Reply-To was decoded again, to CR/LF.
+@example("", "", "@=?utf-8?q?x=0D=0ABcc=3A_a=40evil.example?=", "", "", "utf-8")
 def test_summary_headers_are_only_ours_and_recipients_only_the_desk(from_name, subject, reply_name,
                                                                   message_id, body, charset):
     """Whatever the mail's headers hold, a summary has only our header names, each once, and goes to the desk."""
