@@ -32,4 +32,4 @@ def build_relay(settings: Settings, store: Store, policy: PolicyHolder) -> Relay
     source = ImapSource(settings.imap) if settings.imap else MaildirSource(settings.maildir)
     transport = SmtpTransport(settings.smtp) if settings.smtp else OutboxTransport(settings.outbox)
     limits = Limits(settings.keep_raw_days, settings.retry_seconds, settings.max_forwards_per_sender_per_hour)
-    return Relay(store, source, transport, policy, Identity(settings.from_address, settings.relay_id), limits)
+    return Relay(store, source, transport, policy, Identity.of(settings), limits)

@@ -150,7 +150,7 @@ def _evaluate(arguments) -> int:
     from mailrelay.policy import load_policy, load_policy_files
 
     settings = load_settings(arguments.config)
-    identity = Identity(settings.from_address, settings.relay_id)
+    identity = Identity.of(settings)
     results = evaluate_folder(arguments.folder, load_policy(settings), identity)
     summary = report(results)
     if arguments.against:
@@ -177,7 +177,7 @@ def _replay(arguments) -> int:
     settings = load_settings(arguments.config)
     policy = load_policy_files(arguments.rules or settings.rules_path, arguments.signals or settings.signals_path,
                                settings.templates_path)
-    identity = Identity(settings.from_address, settings.relay_id)
+    identity = Identity.of(settings)
     store = Store(settings.state_path)  # read only; no lock, so it runs beside the service
     try:
         handled = store.handled_since(_since(arguments.since))

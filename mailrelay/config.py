@@ -77,6 +77,7 @@ class Settings:
     from_address: str
     relay_id: str
     max_forwards_per_sender_per_hour: int
+    authserv_id: str
 
 
 def load_settings(path: Path) -> Settings:
@@ -92,7 +93,7 @@ def load_settings(path: Path) -> Settings:
     _exactly_one(doc, data, ("imap", "maildir"), "mail source")
     _exactly_one(doc, data, ("smtp", "outbox"), "transport")
     relay = _table(doc, data, "relay")
-    doc.check_keys(relay, ("from_address", "id", "max_forwards_per_sender_per_hour"), ("relay",))
+    doc.check_keys(relay, ("from_address", "id", "max_forwards_per_sender_per_hour", "authserv_id"), ("relay",))
     per_sender = doc.get(relay, "max_forwards_per_sender_per_hour", int, ("relay",), 10)
     state = _table(doc, data, "state")
     doc.check_keys(state, ("path", "keep_raw_days"), ("state",))
@@ -125,6 +126,7 @@ def load_settings(path: Path) -> Settings:
         from_address=(from_address or "").lower(),
         relay_id=doc.get(relay, "id", str, ("relay",), "mailrelay"),
         max_forwards_per_sender_per_hour=per_sender or 10,
+        authserv_id=doc.get(relay, "authserv_id", str, ("relay",), ""),
     )
     doc.raise_if_problems()
     return settings

@@ -17,7 +17,7 @@ def explain_file(config: Path, mail: Path, as_json: bool = False) -> dict | str:
     settings = load_settings(config)
     policy = load_policy(settings)
     inbound = parse(RawMail(f"file:{mail}", mail.read_bytes()))
-    processed = decide(inbound, policy, Identity(settings.from_address, settings.relay_id))
+    processed = decide(inbound, policy, Identity.of(settings))
     facts = _facts(processed)
     if processed.classification is not None:
         facts["rules"] = [dict(zip(("rule", "matched", "why"), (rule.name, *explain_rule(rule, processed.classification))))

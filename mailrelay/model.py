@@ -113,6 +113,7 @@ class Classification:
     country: str
     confidence: float
     evidence: tuple[Evidence, ...] = ()
+    unauthenticated: tuple[str, ...] = ()  # checks our receiving server reported as failed
 
     def evidence_for(self, field_name: str) -> tuple[Evidence, ...]:
         return tuple(item for item in self.evidence if item.field == field_name)

@@ -5,7 +5,9 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
+from mailrelay.authres import failed_checks
 from mailrelay.classify import classify
+from mailrelay.config import Settings
 from mailrelay.model import Action, Decision, Inbound, Processed
 from mailrelay.policy import Policy
 from mailrelay.render import LOOP_HEADER, render
@@ -18,6 +20,11 @@ class Identity:
 
     from_address: str
     relay_id: str
+    authserv_id: str = ""  # our receiving server's name in Authentication-Results; "" trusts none
+
+    @classmethod
+    def of(cls, settings: Settings) -> "Identity":
+        return cls(settings.from_address, settings.relay_id, settings.authserv_id)
 
 
 def judge(inbound: Inbound, policy: Policy, identity: Identity) -> Processed:
@@ -25,7 +32,8 @@ def judge(inbound: Inbound, policy: Policy, identity: Identity) -> Processed:
     loop = loop_guard(inbound, identity)
     if loop is not None:
         return Processed(inbound, None, dataclasses.replace(loop, rules_version=policy.version))
-    classification = classify(inbound, policy.signals)
+    classification = dataclasses.replace(classify(inbound, policy.signals),
+                                         unauthenticated=failed_checks(inbound, identity.authserv_id))
     decision = dataclasses.replace(route(classification, policy.rules), rules_version=policy.version)
     return Processed(inbound, classification, decision)
 

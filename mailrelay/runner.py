@@ -133,7 +133,8 @@ class Relay:
                            level=classification.level, country=classification.country)
             detail["classification"] = {
                 "kind": classification.kind, "sender": classification.sender, "level": classification.level,
-                "country": classification.country, "confidence": round(classification.confidence, 3)}
+                "country": classification.country, "confidence": round(classification.confidence, 3),
+                "unauthenticated": list(classification.unauthenticated)}
             detail["evidence"] = [_evidence(item) for item in classification.evidence]
         self._audit(mail_id, "mail.decided", detail=detail, **columns)
 

@@ -27,13 +27,13 @@ def _sample_mail(with_extras: bool) -> Inbound:
 
 
 def _samples():
-    """Both sides of every branch the shipped templates have: review or not, attachments or not."""
+    """Both sides of every branch the shipped templates have: review, attachments, authentication."""
     for extras in (True, False):
         evidence = (Evidence("sender", "public_body", "sender.public_body 'Ministerium'", "signature line 2"),
                     Evidence("country", "DE", "country.DE '+49'", "signature line 4")) if extras else ()
         classification = Classification(Kind.APPLICATION, Sender.PUBLIC_BODY if extras else Sender.UNKNOWN,
                                         Level.REGIONAL if extras else None, "DE" if extras else "unknown",
-                                        0.9, evidence)
+                                        0.9, evidence, ("dmarc=fail",) if extras else ())
         decision = Decision(Action.FORWARD, "check", _DESK.name, "Zur Prüfung" if extras else "", "check")
         yield _sample_mail(extras), classification, decision
 
