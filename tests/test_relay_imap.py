@@ -304,3 +304,22 @@ def test_mail_over_the_size_limit_is_quarantined_without_fetching_its_body(tmp_p
     assert min(stored) < 2000  # only the header of the large one was fetched and kept
     decided = [detail for _, event, detail in audit_events(tmp_path) if event == "mail.decided"]
     assert any(d["rule"] == "size-limit" and "too large" in d["reason"] for d in decided)
+
+
+def test_imap_certificate_not_trusted_fails_the_poll_before_login(tmp_path, dovecot, imap_user, smtp_sink, capsys):
+    """Without the private CA the IMAP server's certificate is refused: exit 1, nothing fetched."""
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink)
+    config.write_text(config.read_text().replace(f'ca_file = "{dovecot.ca_file}"\n', ""))
+    dovecot.append(imap_user, "INBOX", APPLICATION)
+    assert once(config) == 1
+    assert "CERTIFICATE_VERIFY_FAILED" in capsys.readouterr().err
+    assert len(dovecot.messages(imap_user, "INBOX")) == 1 and smtp_sink.received == []
+
+
+def test_imap_starttls_on_the_plain_port(tmp_path, dovecot, imap_user, smtp_sink):
+    """security = "starttls" upgrades the plain IMAP connection, verified against the CA, and relays."""
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, imap_port=dovecot.plain_port)
+    config.write_text(config.read_text().replace('security = "tls"', 'security = "starttls"', 1))
+    dovecot.append(imap_user, "INBOX", APPLICATION)
+    assert once(config) == 0
+    assert len(smtp_sink.received) == 1
