@@ -61,6 +61,24 @@ def render(inbound: Inbound, classification: Classification, decision: Decision,
     return Forward(desk.name, desk.addresses, from_address, message_id, data)
 
 
+def render_alert(lines: list[str], desk: Desk, from_address: str, relay_id: str) -> Forward:
+    """A plain note to `desk` that mails went to quarantine; fixed German text, no mail content as markup."""
+    body = ("mailrelay hat diese Mails in die Quarantäne verschoben. Sie wurden nicht weitergeleitet;\n"
+            "bitte im Postfach-Ordner für die Quarantäne prüfen.\n\n" + "\n".join(lines) + "\n")
+    message = EmailMessage(policy=_HEADER_POLICY)
+    message["From"] = from_address
+    message["To"] = ", ".join(desk.addresses)
+    message["Subject"] = f"[mailrelay] {len(lines)} Mail(s) in Quarantäne"
+    message["Date"] = email.utils.formatdate(localtime=True)
+    digest = hashlib.sha256(body.encode("utf-8")).hexdigest()[:32]
+    message_id = f"<{digest}.alert@{from_address.rpartition('@')[2] or 'mailrelay.invalid'}>"
+    message["Message-ID"] = message_id
+    message["Auto-Submitted"] = "auto-generated"
+    message[LOOP_HEADER] = relay_id
+    message.set_content(body, charset="utf-8")
+    return Forward(desk.name, desk.addresses, from_address, message_id, message.as_bytes(policy=_SMTP_POLICY))
+
+
 def forward_message_id(inbound: Inbound, desk_name: str, from_address: str) -> str:
     """Derived from the original and the desk, so a resend carries the same Message-ID."""
     identity = inbound.message_id or inbound.sha256

@@ -66,13 +66,14 @@ class Rules:
     default: Rule
     version: str
     review: Review | None = None
+    alert_desk: str = ""  # who is told when mails go to quarantine
 
 
 def load_rules(path: Path) -> Rules:
     """Read and validate the routing file; raises ConfigError naming every problem."""
     doc = TomlFile.load(path)
     doc.check_keys(doc.data, ("desks", "rules", "default", "default_reason", "review_below_confidence",
-                              "review_desk"))
+                              "review_desk", "alert_desk"))
     desks = _desks(doc)
     rules = tuple(_rule(doc, item, index, desks) for index, item in enumerate(_rule_tables(doc)))
     default_target = doc.get(doc.data, "default", str, ())
@@ -80,11 +81,14 @@ def load_rules(path: Path) -> Rules:
     action, desk = _target(doc, default_target, ("default",), desks)
     default = Rule("default", (), action, desk, default_reason, doc.line_of(("default",)))
     review = _review(doc, desks)
+    alert_desk = doc.get(doc.data, "alert_desk", str, (), review.desk if review else (default.desk or ""))
+    if alert_desk and alert_desk not in desks:
+        doc.problem(("alert_desk",), f"'{alert_desk}' is not a declared desk", f"declared: {', '.join(sorted(desks))}")
     _check_names_unique(doc, rules)
     check_reachability(doc, rules, default, desks, review)
     doc.raise_if_problems()
     version = hashlib.sha256(doc.text.encode("utf-8")).hexdigest()[:12]
-    return Rules(MappingProxyType(desks), rules, default, version, review)
+    return Rules(MappingProxyType(desks), rules, default, version, review, alert_desk)
 
 
 def _review(doc: TomlFile, desks: Mapping[str, Desk]) -> Review | None:

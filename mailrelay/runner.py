@@ -12,6 +12,7 @@ from mailrelay.logs import get_logger
 from mailrelay.model import Action, Decision, Inbound, Processed, RawMail
 from mailrelay.parse import parse
 from mailrelay.pipeline import Identity, decide
+from mailrelay.render import render_alert
 from mailrelay.policy import Policy
 from mailrelay.sources.base import Inbox, MailError, MailSource
 from mailrelay.store import FINAL_STATES, MailRecord, Store
@@ -62,6 +63,7 @@ class Relay:
                 outcome = self._handle(raw, inbox, outbox)
                 report.counts[outcome["outcome"]] += 1
                 report.mails.append(outcome)
+            self._alert(report, outbox)
         purged = self.store.purge_raw(_later(-self.limits.keep_raw_days * 86400))
         self.log.info("poll.finished", raw_purged=purged, **report.counts)
         return report
@@ -144,9 +146,9 @@ class Relay:
         if self.store.forwards_from(sender, _later(-3600)) >= self.limits.forwards_per_sender_per_hour:
             # A sender (or a loop through one) producing mail faster than people write it.
             detail = {"sender": sender, "limit": self.limits.forwards_per_sender_per_hour}
-            self._audit(mail_id, "mail.circuit_breaker", detail, severity="error", state="quarantined",
-                        reason=f"more than {detail['limit']} forwards from {sender} within an hour")
-            return self._archive(mail_id, key, "quarantined", inbox, processed)
+            reason = f"more than {detail['limit']} forwards from {sender} within an hour"
+            self._audit(mail_id, "mail.circuit_breaker", detail, severity="error", state="quarantined", reason=reason)
+            return dict(self._archive(mail_id, key, "quarantined", inbox, processed), error=reason)
         self._audit(mail_id, "mail.sending", {"desk": forward.desk, "message_id": forward.message_id},
                     state="sending", forward_message_id=forward.message_id)
         delivery: Delivery = outbox.send(forward)
@@ -163,7 +165,22 @@ class Relay:
                         attempts=attempts, next_attempt=detail["next_attempt"], tries=0)
             return _summary(key, "deferred", processed)
         self._audit(mail_id, "mail.refused", detail=detail, severity="warning", state="quarantined")
-        return self._archive(mail_id, key, "quarantined", inbox, processed)
+        return dict(self._archive(mail_id, key, "quarantined", inbox, processed), error=f"refused: {delivery.reply}")
+
+    def _alert(self, report: PollReport, outbox) -> None:
+        """One note per poll to the alert desk naming the mails quarantined; in the log if it cannot be sent."""
+        lines = [f"- {m.get('subject') or '(ohne Betreff)'} [{m['key']}]: {m.get('error') or m.get('reason') or ''}"
+                 for m in report.mails if m["outcome"] == "quarantined"]
+        rules = self.policy().rules
+        if not lines or not rules.alert_desk:
+            return
+        alert = render_alert(lines, rules.desks[rules.alert_desk], self.identity.from_address, self.identity.relay_id)
+        delivery = outbox.send(alert)
+        accepted = delivery.status is Status.ACCEPTED
+        getattr(self.log, "warning" if accepted else "error")(
+            "alert.sent" if accepted else "alert.failed", desk=rules.alert_desk, mails=lines, reply=delivery.reply)
+        self.store.event(None, "alert.sent" if accepted else "alert.failed",
+                         {"desk": rules.alert_desk, "mails": lines, "reply": delivery.reply})
 
     def _backoff(self, attempts: int) -> float:
         """Seconds until the next try: doubling from the first wait up to the longest."""
@@ -185,7 +202,8 @@ class Relay:
                   "at": f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "runner"}
         self._audit(mail_id, "mail.failed", detail, severity="error", state="quarantined", reason=detail["error"])
         self._archive(mail_id, raw.key, "quarantined", inbox, None)
-        return {"key": raw.key, "outcome": "quarantined", "route": "none", "subject": "", "error": detail["error"]}
+        subject = self.store.get(mail_id).subject
+        return {"key": raw.key, "outcome": "quarantined", "route": "none", "subject": subject, "error": detail["error"]}
 
     def _audit(self, mail_id: int, event: str, detail: dict | None = None, severity: str = "info",
                **columns) -> None:
@@ -216,6 +234,7 @@ def _summary(key: str, outcome: str, processed: Processed | None) -> dict:
         "rule": decision.rule if decision else "",
         "kind": str(classification.kind) if classification else "",
         "subject": processed.inbound.subject if processed else "",
+        "reason": decision.reason if decision else "",
     }
 
 

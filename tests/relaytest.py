@@ -66,3 +66,12 @@ def mail_states(directory: Path) -> list[tuple[str, str | None, str | None]]:
 
 def without_crlf(data: bytes) -> bytes:
     return data.replace(b"\r\n", b"\n")
+
+
+def forwards(sink) -> list:
+    """What the sink received, without the relay's quarantine notes to the editors."""
+    return [received for received in sink.received if b".alert@" not in received.data.split(b"\r\n\r\n", 1)[0]]
+
+
+def alerts(sink) -> list:
+    return [received for received in sink.received if received not in forwards(sink)]

@@ -8,7 +8,8 @@ import pytest
 
 from mailrelay.store import Store
 from tests.helpers import REPO
-from tests.relaytest import RELAY_ADDRESS, audit_events, mail_states, once, without_crlf, write_config
+from tests.relaytest import (RELAY_ADDRESS, alerts, audit_events, forwards, mail_states, once, without_crlf,
+                              write_config)
 
 MAILS = REPO / "mailrelay" / "demo" / "mails"
 APPLICATION = (MAILS / "01-application-state-ministry.eml").read_bytes()
@@ -71,10 +72,25 @@ def test_permanent_smtp_failure_quarantines(config, dovecot, imap_user, smtp_sin
     dovecot.append(imap_user, "INBOX", APPLICATION)
     smtp_sink.reject_next(1, code=550)
     assert once(config) == 0
-    assert smtp_sink.received == []
+    assert forwards(smtp_sink) == [] and len(alerts(smtp_sink)) == 1
     assert len(dovecot.messages(imap_user, "Quarantine")) == 1
     refused = [detail for _, event, detail in audit_events(config.parent) if event == "mail.refused"]
     assert refused and refused[0]["reply"].startswith("550")
+
+
+def test_quarantined_mails_are_reported_to_the_alert_desk_once_per_poll(config, dovecot, imap_user, smtp_sink):
+    """Mails quarantined in a poll are named in one note to the editors, sent through the same relay."""
+    dovecot.append(imap_user, "INBOX", APPLICATION)
+    dovecot.append(imap_user, "INBOX", (MAILS / "02-application-research-institute.eml").read_bytes())
+    smtp_sink.reject_next(2, code=554)
+    assert once(config) == 0
+    [alert] = smtp_sink.received
+    assert alert.rcpt_tos == ("redaktion@clusterplattform.example",)
+    text = alert.data.decode("utf-8")
+    assert "Subject: [mailrelay] 2 Mail(s) in" in text and "554" in text and "Bewerbung Cluster-Expertengruppe" in text
+    assert "Auto-Submitted: auto-generated" in text and "X-Mailrelay-Loop: test-relay" in text
+    assert [event for _, event, _ in audit_events(config.parent)].count("alert.sent") == 1
+    assert once(config) == 0 and len(smtp_sink.received) == 1  # nothing new, no new note
 
 
 def test_same_mail_twice_is_forwarded_once(config, dovecot, imap_user, smtp_sink):
@@ -125,7 +141,7 @@ def test_a_broken_template_quarantines_the_mail_and_the_poll_goes_on(tmp_path, d
     dovecot.append(imap_user, "INBOX", APPLICATION)
     dovecot.append(imap_user, "INBOX", AUTO_REPLY)
     assert once(config) == 0
-    assert smtp_sink.received == []
+    assert forwards(smtp_sink) == [] and len(alerts(smtp_sink)) == 1
     assert len(dovecot.messages(imap_user, "Quarantine")) == 1
     assert len(dovecot.messages(imap_user, "Ignored")) == 1
     failed = [detail for _, event, detail in audit_events(tmp_path) if event == "mail.failed"]
@@ -279,7 +295,7 @@ def test_sender_over_the_hourly_limit_is_quarantined(tmp_path, dovecot, imap_use
     for number in range(4):
         dovecot.append(imap_user, "INBOX", APPLICATION.replace(b"<demo-01@", f"<demo-01-{number}@".encode()))
     assert once(config) == 0
-    assert len(smtp_sink.received) == 2
+    assert len(forwards(smtp_sink)) == 2 and len(alerts(smtp_sink)) == 1
     assert len(dovecot.messages(imap_user, "Quarantine")) == 2
     tripped = [detail for _, event, detail in audit_events(tmp_path) if event == "mail.circuit_breaker"]
     assert len(tripped) == 2 and tripped[0]["sender"] == "sabine.albrecht@wirtschaft.niedersachsen.de"
@@ -296,7 +312,7 @@ def test_mail_over_the_size_limit_is_quarantined_without_fetching_its_body(tmp_p
     dovecot.append(imap_user, "INBOX", big)
     dovecot.append(imap_user, "INBOX", APPLICATION)
     assert once(config) == 0
-    assert len(smtp_sink.received) == 1
+    assert len(forwards(smtp_sink)) == 1
     [quarantined] = dovecot.messages(imap_user, "Quarantine")
     assert len(quarantined) > 20000  # the mail itself is kept whole
     with sqlite3.connect(tmp_path / "state.sqlite") as db:
