@@ -374,7 +374,7 @@ class Rejection:
     """How the sink refuses a message: SMTP code and the command it refuses."""
 
     code: int
-    stage: str  # "mail", "rcpt" or "data"
+    stage: str  # "mail", "rcpt" or "data"; "drop": take the message, then close without a reply
 
     @property
     def reply(self) -> str:
@@ -423,6 +423,8 @@ class _SinkHandler:
         with self.lock:
             self.received.append(record)
             self.lock.notify_all()
+        if rejection and rejection.stage == "drop":  # the client never learns it was accepted
+            server.transport.abort()
         return "250 OK"
 
 
@@ -510,7 +512,7 @@ class SmtpSink:
 
     def reject_next(self, count: int = 1, code: int = 451, stage: str = "data") -> None:
         """Refuse the next `count` transactions with `code` at MAIL, RCPT or DATA."""
-        if stage not in ("mail", "rcpt", "data"):
+        if stage not in ("mail", "rcpt", "data", "drop"):
             raise ValueError(f"unknown stage {stage!r}")
         with self._handler.lock:
             self._handler.pending.extend([Rejection(code, stage)] * count)

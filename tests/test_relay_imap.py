@@ -1,6 +1,8 @@
 """The whole relay against a real Dovecot (IMAP, TLS) and a real aiosmtpd server."""
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import shutil
 
@@ -339,3 +341,34 @@ def test_imap_starttls_on_the_plain_port(tmp_path, dovecot, imap_user, smtp_sink
     dovecot.append(imap_user, "INBOX", APPLICATION)
     assert once(config) == 0
     assert len(smtp_sink.received) == 1
+
+
+def test_smtp_server_without_starttls_is_refused_when_starttls_is_required(tmp_path, dovecot, imap_user,
+                                                                           smtp_sink):
+    """A server that does not offer STARTTLS (a stripped one) gets no password and no mail; the mail waits."""
+    (tmp_path / "smtp.secret").write_text("smtp-canary\n", encoding="utf-8")
+    smtp = (f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_sink.port}\nsecurity = "starttls"\n'
+            f'username = "relay-user"\npassword_file = "smtp.secret"\ntimeout = 10\n')
+    config = write_config(tmp_path, dovecot, imap_user, smtp=smtp)
+    dovecot.append(imap_user, "INBOX", APPLICATION)
+    assert once(config) == 0
+    assert smtp_sink.received == [] and len(dovecot.messages(imap_user, "INBOX")) == 1
+    [deferred] = [detail for _, event, detail in audit_events(tmp_path) if event == "mail.deferred"]
+    assert "STARTTLS" in deferred["reply"] and "smtp-canary" not in json.dumps(audit_events(tmp_path))
+
+
+def test_connection_lost_after_the_final_dot_is_retried_with_the_same_message_id(config, dovecot, imap_user,
+                                                                                 smtp_sink):
+    """The server took the mail but the reply never came: the outcome is unknown, so the mail is sent
+    again at the next poll, and both copies carry the same Message-ID for the desk to recognise."""
+    dovecot.append(imap_user, "INBOX", APPLICATION)
+    smtp_sink.reject_next(1, stage="drop")
+    assert once(config) == 0
+    assert len(smtp_sink.received) == 1 and len(dovecot.messages(imap_user, "INBOX")) == 1
+    assert mail_states(config.parent) == [("retry", "desk-public", None)]
+    assert once(config) == 0
+    first, second = smtp_sink.received
+    message_ids = [email.message_from_bytes(r.data, policy=email.policy.compat32)["Message-ID"]
+                   for r in (first, second)]
+    assert message_ids[0] == message_ids[1]
+    assert dovecot.messages(imap_user, "INBOX") == []
