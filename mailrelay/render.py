@@ -80,9 +80,9 @@ def render_alert(lines: list[str], desk: Desk, from_address: str, relay_id: str)
 
 
 def forward_message_id(inbound: Inbound, desk_name: str, from_address: str) -> str:
-    """Derived from the original and the desk, so a resend carries the same Message-ID."""
-    identity = inbound.message_id or inbound.sha256
-    digest = hashlib.sha256(f"{identity}\x00{desk_name}".encode("utf-8")).hexdigest()[:32]
+    """Derived from the original's bytes and the desk, so a resend carries the same Message-ID, while two
+    different mails that claim one Message-ID (a broken client, a forgery) never share a forward's."""
+    digest = hashlib.sha256(f"{inbound.sha256}\x00{desk_name}".encode("utf-8")).hexdigest()[:32]
     domain = from_address.rpartition("@")[2] or "mailrelay.invalid"
     return f"<{digest}.{desk_name}@{domain}>"
 

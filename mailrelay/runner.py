@@ -76,6 +76,9 @@ class Relay:
         if record is not None and record.waiting:  # a Maildir offers every mail; IMAP only due ones
             return {"key": raw.key, "outcome": "waiting", "route": record.route or "none", "subject": record.subject}
         inbound = _parse_or_none(raw)
+        copy = self._copy_of(inbound) if record is None else None
+        if copy is not None:
+            return self._seen_again(copy, raw, inbox, same="message-id, sender and subject")
         mail_id = record.id if record else self._add(raw, sha256, inbound)
         if record is not None and record.source_key != raw.key:  # moved, or its mailbox recreated
             self._audit(mail_id, "mail.moved", {"from": record.source_key, "to": raw.key}, source_key=raw.key)
@@ -114,13 +117,18 @@ class Relay:
                       message_id=inbound.message_id if inbound else "")
         return mail_id
 
-    def _seen_again(self, record: MailRecord, raw: RawMail, inbox: Inbox) -> dict:
-        """Same bytes as a mail already handled: never forwarded twice; just put away again."""
-        event = "mail.duplicate" if record.archived_to else "mail.resumed"
+    def _copy_of(self, inbound: Inbound | None) -> MailRecord | None:
+        if inbound is None or not inbound.message_id or inbound.from_ is None:
+            return None
+        return self.store.find_copy(inbound.message_id, inbound.from_.address, inbound.subject)
+
+    def _seen_again(self, record: MailRecord, raw: RawMail, inbox: Inbox, same: str = "bytes") -> dict:
+        """A mail already handled (same bytes, or the same mail delivered again): never forwarded twice."""
+        event = "mail.duplicate" if record.archived_to or same != "bytes" else "mail.resumed"
         inbox.recorded(raw.key)
-        self._audit(record.id, event, detail={"source": raw.key, "state": record.state})
+        self._audit(record.id, event, detail={"source": raw.key, "state": record.state, "same": same})
         outcome = self._archive(record.id, raw.key, record.state, inbox, None)
-        outcome.update(outcome="duplicate" if record.archived_to else record.state, route=record.route or "none",
+        outcome.update(outcome="duplicate" if event == "mail.duplicate" else record.state, route=record.route or "none",
                        subject=record.subject)
         return outcome
 

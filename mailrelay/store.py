@@ -127,6 +127,14 @@ class Store:
         rows = self._query("SELECT * FROM mails WHERE sha256 = ?", (sha256,))
         return _record(rows[0]) if rows else None
 
+    def find_copy(self, message_id: str, from_address: str, subject: str) -> MailRecord | None:
+        """A finished mail with the same Message-ID, sender and subject: the same mail delivered again
+        (through two aliases, or with other Received lines), though its bytes differ."""
+        rows = self._query("SELECT * FROM mails WHERE message_id = ? AND from_address = ? AND subject = ?"
+                           " AND state IN ('forwarded', 'ignored', 'quarantined') ORDER BY id LIMIT 1",
+                           (message_id, from_address, subject))
+        return _record(rows[0]) if rows else None
+
     def get(self, mail_id: int) -> MailRecord:
         return _record(self._query("SELECT * FROM mails WHERE id = ?", (mail_id,))[0])
 

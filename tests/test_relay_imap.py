@@ -310,7 +310,7 @@ def test_mail_over_the_size_limit_is_quarantined_without_fetching_its_body(tmp_p
 
     config = write_config(tmp_path, dovecot, imap_user, smtp_sink)
     config.write_text(config.read_text().replace("timeout = 10\n", "timeout = 10\nmax_message_bytes = 20000\n", 1))
-    big = APPLICATION + b"\n" + b"x" * 60 + (b"\n" + b"y" * 70) * 400
+    big = APPLICATION.replace(b"<demo-01@", b"<big-01@") + b"\n" + b"x" * 60 + (b"\n" + b"y" * 70) * 400
     dovecot.append(imap_user, "INBOX", big)
     dovecot.append(imap_user, "INBOX", APPLICATION)
     assert once(config) == 0
@@ -372,3 +372,26 @@ def test_connection_lost_after_the_final_dot_is_retried_with_the_same_message_id
                    for r in (first, second)]
     assert message_ids[0] == message_ids[1]
     assert dovecot.messages(imap_user, "INBOX") == []
+
+
+def test_same_mail_delivered_twice_with_other_received_lines_is_forwarded_once(config, dovecot, imap_user,
+                                                                                 smtp_sink):
+    """A mail delivered again (another Received line, same Message-ID, sender and subject) is a duplicate."""
+    dovecot.append(imap_user, "INBOX", APPLICATION)
+    dovecot.append(imap_user, "INBOX", b"Received: from alias.example by mx; Mon, 02 Mar 2026 09:13:00 +0100\r\n"
+                   + APPLICATION)
+    assert once(config) == 0
+    assert len(smtp_sink.received) == 1
+    assert len(dovecot.messages(imap_user, "Processed")) == 2
+    duplicates = [detail for _, event, detail in audit_events(config.parent) if event == "mail.duplicate"]
+    assert duplicates[0]["same"] == "message-id, sender and subject"
+
+
+def test_different_mails_claiming_one_message_id_get_different_forward_ids(config, dovecot, imap_user, smtp_sink):
+    """Two different mails with the same Message-ID are both forwarded, under different Message-IDs."""
+    dovecot.append(imap_user, "INBOX", APPLICATION)
+    dovecot.append(imap_user, "INBOX", APPLICATION.replace(b"Subject: Bewerbung Cluster-Expertengruppe",
+                                                           b"Subject: Nachtrag zur Bewerbung"))
+    assert once(config) == 0
+    ids = {email.message_from_bytes(r.data, policy=email.policy.compat32)["Message-ID"] for r in smtp_sink.received}
+    assert len(smtp_sink.received) == 2 and len(ids) == 2
