@@ -1,28 +1,46 @@
-"""What our own receiving server said about a mail's sender (RFC 8601 Authentication-Results)."""
+"""What our own receiving servers said about a mail's sender (RFC 8601 Authentication-Results)."""
 from __future__ import annotations
 
 import re
 
 from mailrelay.model import Inbound
 
+_COMMENT = re.compile(r"\([^()]*\)")
 _METHOD_RESULT = re.compile(r"\b(spf|dkim|dmarc)\s*=\s*([a-z]+)", re.IGNORECASE)
 FAILED = frozenset({"fail", "softfail", "permerror"})
 
 
 def failed_checks(inbound: Inbound, authserv_id: str) -> tuple[str, ...]:
-    """The checks our server reported as failed ("spf=fail", ...); () when none failed or nothing is trusted.
+    """The checks our servers reported as failed ("dmarc=fail", ...); () when the sender is not shown false.
 
-    Only the topmost Authentication-Results header is read, and only if it carries our
-    authserv-id: our server adds it above everything the sender wrote, so a header lower
-    down, or from another server, may be forged and is ignored (RFC 8601, section 5).
+    Trusted are only Authentication-Results headers carrying our authserv-id that stand above our
+    server's own Received line (the first one 'by' that name), or, where there is none, above every
+    Received line: below that point the sender wrote the headers, and may have forged them (RFC 8601,
+    section 5). A DMARC pass outweighs a failing SPF or DKIM result (forwarders break SPF, lists
+    add signatures); a DMARC failure, or SPF or DKIM failing where DMARC was not checked, counts.
     """
     if not authserv_id:
         return ()
-    values = inbound.header_values("authentication-results")
-    if not values:
+    results = [(method.lower(), result.lower()) for value in _trusted(inbound, authserv_id.lower())
+               for method, result in _METHOD_RESULT.findall(_COMMENT.sub(" ", value))]
+    dmarc = {result for method, result in results if method == "dmarc"}
+    if "pass" in dmarc:
         return ()
-    topmost = values[0]
-    if topmost.split(";", 1)[0].strip().split()[0:1] != [authserv_id]:
-        return ()
-    return tuple(f"{method.lower()}={result.lower()}" for method, result in _METHOD_RESULT.findall(topmost)
-                 if result.lower() in FAILED)
+    relevant = [(m, r) for m, r in results if m == "dmarc"] if dmarc else results
+    return tuple(dict.fromkeys(f"{m}={r}" for m, r in relevant if r in FAILED))
+
+
+def _trusted(inbound: Inbound, authserv_id: str) -> list[str]:
+    headers = [(name, value) for name, value in inbound.headers if name in ("received", "authentication-results")]
+    ours = next((i for i, (name, value) in enumerate(headers)
+                 if name == "received" and re.search(rf"\bby\s+{re.escape(authserv_id)}\b", value, re.I)), None)
+    first_received = next((i for i, (name, _) in enumerate(headers) if name == "received"), len(headers))
+    end = ours if ours is not None else first_received
+    return [value for name, value in headers[:end]
+            if name == "authentication-results" and _authserv_id(value) == authserv_id]
+
+
+def _authserv_id(value: str) -> str:
+    """The authserv-id of a header value: its first word, comments removed, without a version number."""
+    words = _COMMENT.sub(" ", value).split(";", 1)[0].split()
+    return words[0].lower() if words else ""

@@ -178,11 +178,17 @@ def _replay(arguments) -> int:
     policy = load_policy_files(arguments.rules or settings.rules_path, arguments.signals or settings.signals_path,
                                settings.templates_path)
     identity = Identity.of(settings)
-    store = Store(settings.state_path)  # read only; no lock, so it runs beside the service
+    if not settings.state_path.exists():
+        raise SystemExit(f"mailrelay: no state file at {settings.state_path}: nothing has been handled yet")
+    store = Store(settings.state_path, read_only=True)  # no lock, so it runs beside the service
     try:
-        handled = store.handled_since(_since(arguments.since))
+        handled = [(record, raw) for record, raw in store.handled_since(_since(arguments.since))
+                   if record.rule and record.rule != "size-limit"]  # decided by rules, on the whole mail
     finally:
         store.close()
+    if arguments.since.endswith("d") and int(arguments.since[:-1]) > settings.keep_raw_days:
+        print(f"note: raw mails are kept for {settings.keep_raw_days} days; older ones cannot be replayed",
+              file=sys.stderr)
     old = [(str(record.id), record.route or "none", record.rule or "") for record, _ in handled]
     new = [verdict(str(record.id), raw, policy, identity) for record, raw in handled]
     records = {str(record.id): record for record, _ in handled}

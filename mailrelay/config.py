@@ -95,6 +95,8 @@ def load_settings(path: Path) -> Settings:
     relay = _table(doc, data, "relay")
     doc.check_keys(relay, ("from_address", "id", "max_forwards_per_sender_per_hour", "authserv_id"), ("relay",))
     per_sender = doc.get(relay, "max_forwards_per_sender_per_hour", int, ("relay",), 10)
+    if per_sender is not None and per_sender < 1:
+        doc.problem(("relay", "max_forwards_per_sender_per_hour"), "max_forwards_per_sender_per_hour must be at least 1")
     state = _table(doc, data, "state")
     doc.check_keys(state, ("path", "keep_raw_days"), ("state",))
     keep_raw_days = doc.get(state, "keep_raw_days", int, ("state",), 30)
@@ -104,6 +106,8 @@ def load_settings(path: Path) -> Settings:
     doc.check_keys(schedule, ("poll_seconds", "retry_min_seconds", "retry_max_seconds"), ("schedule",))
     retry = tuple(doc.get(schedule, name, (int, float), ("schedule",), default)
                   for name, default in (("retry_min_seconds", 60), ("retry_max_seconds", 3600)))
+    if None not in retry and not 0 <= retry[0] <= retry[1]:
+        doc.problem(("schedule", "retry_max_seconds"), "retry_min_seconds must be 0 or more and at most retry_max_seconds")
     poll_seconds = doc.get(schedule, "poll_seconds", (int, float), ("schedule",), 60)
     if poll_seconds is not None and poll_seconds < 1:
         doc.problem(("schedule", "poll_seconds"), "poll_seconds must be at least 1")
@@ -122,10 +126,10 @@ def load_settings(path: Path) -> Settings:
         state_path=_relative(base, doc.get(state, "path", str, ("state",), "mailrelay.sqlite")),
         keep_raw_days=keep_raw_days or 30,
         poll_seconds=float(poll_seconds or 60),
-        retry_seconds=(float(retry[0] or 0), float(retry[1] or 0)),
+        retry_seconds=(float(retry[0] if retry[0] is not None else 60), float(retry[1] if retry[1] is not None else 3600)),
         from_address=(from_address or "").lower(),
         relay_id=doc.get(relay, "id", str, ("relay",), "mailrelay"),
-        max_forwards_per_sender_per_hour=per_sender or 10,
+        max_forwards_per_sender_per_hour=per_sender if per_sender is not None else 10,
         authserv_id=doc.get(relay, "authserv_id", str, ("relay",), ""),
     )
     doc.raise_if_problems()

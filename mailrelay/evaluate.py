@@ -48,7 +48,10 @@ def evaluate_folder(folder: Path, policy: Policy, identity: Identity) -> list[tu
 
 
 def _judged(label: dict, field: str) -> bool:
-    """Kind and route are judged for every mail; sender, level and country for a person's mail only."""
+    """Kind and route are judged for every mail; sender and country for a person's mail; the level for a
+    public body's (corpus README)."""
+    if field == "level":
+        return label["kind"] in PERSON_KINDS and label["sender"] == "public_body"
     return field in ("kind", "route") or label["kind"] in PERSON_KINDS
 
 

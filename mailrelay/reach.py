@@ -7,14 +7,15 @@ from mailrelay.model import Kind, Level, Sender, UNKNOWN_COUNTRY
 from mailrelay.tomlcheck import TomlFile
 
 if TYPE_CHECKING:
-    from mailrelay.rules import Desk, Review, Rule
+    from mailrelay.rules import Desk, Rule
 
 _OTHER_COUNTRY = "(any other country)"
 
 
 def check_reachability(doc: TomlFile, rules: tuple["Rule", ...], default: "Rule",
-                       desks: Mapping[str, "Desk"], review: "Review | None") -> None:
-    """Record a problem for each rule an earlier rule always pre-empts, and each desk nothing reaches."""
+                       desks: Mapping[str, "Desk"], reached_otherwise: set[str]) -> None:
+    """Record a problem for each rule an earlier rule always pre-empts, and each desk nothing reaches
+    (the review and alert desks are reached otherwise)."""
     universe = _universe(rules)
     allowed = [_allowed(rule, universe) for rule in rules]
     for index, rule in enumerate(rules):
@@ -25,7 +26,7 @@ def check_reachability(doc: TomlFile, rules: tuple["Rule", ...], default: "Rule"
         if earlier is not None:
             doc.problem(("rules", index), f"rule '{rule.name}' can never match: rule '{earlier.name}' "
                         "before it matches every mail it would", "move it above, or narrow the earlier rule")
-    reached = {rule.desk for rule in rules + (default,)} | ({review.desk} if review else set())
+    reached = {rule.desk for rule in rules + (default,)} | reached_otherwise
     for name in desks:
         if name not in reached:
             doc.problem(("desks", name), f"no rule sends mail to desk '{name}'",

@@ -42,6 +42,9 @@ def load_templates(directory: Path) -> Templates:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        # Templates change only with a (re)load, which checks them first; never half-saved from disk.
+        auto_reload=False,
+        cache_size=-1,
     )
     environment.filters["filesize"] = _filesize
     subject, text, html = (environment.get_template(name) for name in TEMPLATE_NAMES)

@@ -22,7 +22,8 @@ CONDITION_FIELDS = ("kind", "sender", "level", "country")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 # Desk names go into Message-IDs and file names.
 _DESK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
-_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# ASCII only: a desk address goes into SMTP's RCPT TO.
+_ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,8 @@ def load_rules(path: Path) -> Rules:
     if alert_desk and alert_desk not in desks:
         doc.problem(("alert_desk",), f"'{alert_desk}' is not a declared desk", f"declared: {', '.join(sorted(desks))}")
     _check_names_unique(doc, rules)
-    check_reachability(doc, rules, default, desks, review)
+    reached_otherwise = {review.desk} if review else set()
+    check_reachability(doc, rules, default, desks, reached_otherwise | {alert_desk})
     doc.raise_if_problems()
     version = hashlib.sha256(doc.text.encode("utf-8")).hexdigest()[:12]
     return Rules(MappingProxyType(desks), rules, default, version, review, alert_desk)

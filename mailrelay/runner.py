@@ -14,7 +14,7 @@ from mailrelay.parse import parse
 from mailrelay.pipeline import Identity, decide
 from mailrelay.render import render_alert
 from mailrelay.policy import Policy
-from mailrelay.sources.base import Inbox, MailError, MailSource
+from mailrelay.sources.base import Inbox, MailError, MailSource, SourceError
 from mailrelay.store import FINAL_STATES, MailRecord, Store
 from mailrelay.transports.base import Delivery, Status
 
@@ -73,8 +73,6 @@ class Relay:
         record = self.store.find(sha256)
         if record is not None and record.state in FINAL_STATES:
             return self._seen_again(record, raw, inbox)
-        if record is not None and record.waiting:  # a Maildir offers every mail; IMAP only due ones
-            return {"key": raw.key, "outcome": "waiting", "route": record.route or "none", "subject": record.subject}
         inbound = _parse_or_none(raw)
         copy = self._copy_of(inbound) if record is None else None
         if copy is not None:
@@ -83,17 +81,22 @@ class Relay:
         if record is not None and record.source_key != raw.key:  # moved, or its mailbox recreated
             self._audit(mail_id, "mail.moved", {"from": record.source_key, "to": raw.key}, source_key=raw.key)
         inbox.recorded(raw.key)
+        if record is not None and record.waiting:  # a Maildir offers every mail; IMAP only due ones
+            return {"key": raw.key, "outcome": "waiting", "route": record.route or "none", "subject": record.subject}
         tries = (record.tries if record else 0) + 1
         if tries > self.limits.max_tries:  # each earlier try ended the process: a poison mail
             return self._quarantine_on_error(mail_id, raw, inbox, RuntimeError(
                 f"gave up after {self.limits.max_tries} tries that did not finish"))
         self.store.update(mail_id, "mail.try", {"try": tries}, tries=tries)
         try:
-            processed, error = self._decide(raw, inbound), None
-        except Exception as caught:  # a bug or a broken template must cost one mail, not the poll
-            processed, error = None, caught
-        if error is not None:
+            return self._process(mail_id, raw, inbound, inbox, outbox)
+        except (SourceError, MailError):
+            raise
+        except Exception as error:  # a bug, a broken template, a transport error: costs one mail, not the poll
             return self._quarantine_on_error(mail_id, raw, inbox, error)
+
+    def _process(self, mail_id: int, raw: RawMail, inbound: Inbound | None, inbox: Inbox, outbox) -> dict:
+        processed = self._decide(raw, inbound)
         self._record_decision(mail_id, processed)
         if processed.forward is None:
             state = _STATE_OF_ACTION[processed.decision.action]
@@ -127,9 +130,12 @@ class Relay:
         event = "mail.duplicate" if record.archived_to or same != "bytes" else "mail.resumed"
         inbox.recorded(raw.key)
         self._audit(record.id, event, detail={"source": raw.key, "state": record.state, "same": same})
-        outcome = self._archive(record.id, raw.key, record.state, inbox, None)
-        outcome.update(outcome="duplicate" if event == "mail.duplicate" else record.state, route=record.route or "none",
-                       subject=record.subject)
+        # A copy of a mail still on its way (a forward waiting for a retry) goes with the processed mail.
+        state = record.state if record.state in FINAL_STATES else "forwarded"
+        outcome = self._archive(record.id, raw.key, state, inbox, None)
+        if outcome["outcome"] != "archive_failed":
+            outcome["outcome"] = "duplicate" if event == "mail.duplicate" else record.state
+        outcome.update(route=record.route or "none", subject=record.subject, quarantined=False)
         return outcome
 
     def _record_decision(self, mail_id: int, processed: Processed) -> None:
@@ -164,7 +170,7 @@ class Relay:
         if delivery.status is Status.ACCEPTED:
             detail["refused"] = list(delivery.refused)
             self._audit(mail_id, "mail.forwarded", detail=detail, severity="warning" if delivery.refused else "info",
-                        state="forwarded")
+                        state="forwarded", forwarded_at=_later(0))
             return self._archive(mail_id, key, "forwarded", inbox, processed)
         if delivery.status is Status.TEMPORARY:
             attempts = self.store.get(mail_id).attempts + 1
@@ -178,7 +184,7 @@ class Relay:
     def _alert(self, report: PollReport, outbox) -> None:
         """One note per poll to the alert desk naming the mails quarantined; in the log if it cannot be sent."""
         lines = [f"- {m.get('subject') or '(ohne Betreff)'} [{m['key']}]: {m.get('error') or m.get('reason') or ''}"
-                 for m in report.mails if m["outcome"] == "quarantined"]
+                 for m in report.mails if m.get("quarantined", m["outcome"] == "quarantined")]
         rules = self.policy().rules
         if not lines or not rules.alert_desk:
             return
@@ -193,14 +199,14 @@ class Relay:
     def _backoff(self, attempts: int) -> float:
         """Seconds until the next try: doubling from the first wait up to the longest."""
         shortest, longest = self.limits.retry_seconds
-        return min(shortest * 2 ** (attempts - 1), longest)
+        return min(shortest * 2 ** min(attempts - 1, 32), longest)
 
     def _archive(self, mail_id: int, key: str, state: str, inbox: Inbox, processed: Processed | None) -> dict:
         try:
             mailbox = inbox.archive(key, _ARCHIVE_TARGET[state])
         except MailError as error:  # the mail stays in the inbox and is archived at a later poll
             self._audit(mail_id, "mail.archive_failed", {"error": str(error)}, severity="warning")
-            return _summary(key, "archive_failed", processed)
+            return dict(_summary(key, "archive_failed", processed), quarantined=state == "quarantined")
         self._audit(mail_id, "mail.archived", detail={"mailbox": mailbox}, archived_to=mailbox)
         return _summary(key, state, processed)
 

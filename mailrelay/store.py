@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS mails (
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt TEXT,
     tries INTEGER NOT NULL DEFAULT 0,
+    forwarded_at TEXT,
     first_seen TEXT NOT NULL,
     updated TEXT NOT NULL
 );
@@ -54,6 +55,9 @@ CREATE TABLE IF NOT EXISTS mailboxes (
 );
 """
 
+# Columns added after the first schema, in order; _migrate adds them to older state files.
+_ADDED_COLUMNS = (("next_attempt", "TEXT"), ("tries", "INTEGER NOT NULL DEFAULT 0"), ("forwarded_at", "TEXT"))
+
 FINAL_STATES = frozenset({"forwarded", "ignored", "quarantined"})
 
 
@@ -79,6 +83,7 @@ class MailRecord:
     attempts: int
     next_attempt: str | None
     tries: int
+    forwarded_at: str | None
     first_seen: str
 
     @property
@@ -94,18 +99,31 @@ def _now() -> str:
 class Store:
     """One SQLite file; every method commits before it returns, so a crash loses nothing recorded."""
 
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, read_only: bool = False):
         self.path = path
         # The daemon polls in a worker thread and records reloads from the main thread:
         # one connection, every use serialised by the lock.
         self._lock = threading.RLock()
+        self._lock_file = None
+        if read_only:  # for replay beside the running service; a wrong path is an error, not a new file
+            self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=30,
+                                       check_same_thread=False)
+            self._db.row_factory = sqlite3.Row
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
-        self._lock_file = None
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the columns a state file from an older version lacks (CREATE IF NOT EXISTS cannot)."""
+        present = {row["name"] for row in self._db.execute("PRAGMA table_info(mails)")}
+        for column, definition in _ADDED_COLUMNS:
+            if column not in present:
+                self._db.execute(f"ALTER TABLE mails ADD COLUMN {column} {definition}")
 
     def close(self) -> None:
         self._db.close()
@@ -128,11 +146,10 @@ class Store:
         return _record(rows[0]) if rows else None
 
     def find_copy(self, message_id: str, from_address: str, subject: str) -> MailRecord | None:
-        """A finished mail with the same Message-ID, sender and subject: the same mail delivered again
-        (through two aliases, or with other Received lines), though its bytes differ."""
+        """A mail with the same Message-ID, sender and subject: the same mail delivered again (through two
+        aliases, or with other Received lines), though its bytes differ."""
         rows = self._query("SELECT * FROM mails WHERE message_id = ? AND from_address = ? AND subject = ?"
-                           " AND state IN ('forwarded', 'ignored', 'quarantined') ORDER BY id LIMIT 1",
-                           (message_id, from_address, subject))
+                           " ORDER BY id LIMIT 1", (message_id, from_address, subject))
         return _record(rows[0]) if rows else None
 
     def get(self, mail_id: int) -> MailRecord:
@@ -195,7 +212,7 @@ class Store:
     def forwards_from(self, from_address: str, since: str) -> int:
         """How many mails from this sender were forwarded since `since`."""
         rows = self._query("SELECT count(*) AS n FROM mails WHERE from_address = ? AND state = 'forwarded'"
-                           " AND updated >= ?", (from_address, since))
+                           " AND forwarded_at >= ?", (from_address, since))
         return rows[0]["n"]
 
     def purge_raw(self, before: str) -> int:

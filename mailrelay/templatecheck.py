@@ -1,6 +1,7 @@
 """Trial renders of the summary templates, so a template error is found by `check`, not by a mail."""
 from __future__ import annotations
 
+import dataclasses
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,15 +28,21 @@ def _sample_mail(with_extras: bool) -> Inbound:
 
 
 def _samples():
-    """Both sides of every branch the shipped templates have: review, attachments, authentication."""
-    for extras in (True, False):
-        evidence = (Evidence("sender", "public_body", "sender.public_body 'Ministerium'", "signature line 2"),
+    """Every kind, sender and level, with and without the optional parts (review, attachments, a From,
+    authentication failures), so a label or variable missing for one of them is found here."""
+    levels = [Level.REGIONAL, Level.NATIONAL, Level.LOCAL, None]
+    for index, (kind, sender) in enumerate((k, s) for k in Kind for s in Sender):
+        extras = index % 2 == 0
+        mail = _sample_mail(extras)
+        if index % 3 == 0:
+            mail = dataclasses.replace(mail, from_=None)
+        evidence = (Evidence("sender", str(sender), f"sender.{sender} 'Wort'", "signature line 2"),
                     Evidence("country", "DE", "country.DE '+49'", "signature line 4")) if extras else ()
-        classification = Classification(Kind.APPLICATION, Sender.PUBLIC_BODY if extras else Sender.UNKNOWN,
-                                        Level.REGIONAL if extras else None, "DE" if extras else "unknown",
-                                        0.9, evidence, ("dmarc=fail",) if extras else ())
+        level = levels[index % len(levels)] if sender is Sender.PUBLIC_BODY else None
+        classification = Classification(kind, sender, level, "DE" if extras else "unknown", 0.9, evidence,
+                                        ("dmarc=fail",) if extras else ())
         decision = Decision(Action.FORWARD, "check", _DESK.name, "Zur Prüfung" if extras else "", "check")
-        yield _sample_mail(extras), classification, decision
+        yield mail, classification, decision
 
 
 def trial_render(templates: Templates, directory: Path) -> list[Problem]:

@@ -23,9 +23,11 @@ def _inbound(*results: bytes):
 
 
 def test_failures_reported_by_our_server_are_found():
-    """Our server's topmost header with spf and dmarc failing names both failures."""
+    """Where DMARC was checked its failure is named; where it was not, failing SPF or DKIM are."""
     inbound = _inbound(b"mx.clusterplattform.de; spf=fail smtp.mailfrom=x; dkim=pass; dmarc=fail header.from=x")
-    assert failed_checks(inbound, OURS) == ("spf=fail", "dmarc=fail")
+    assert failed_checks(inbound, OURS) == ("dmarc=fail",)
+    assert failed_checks(_inbound(b"mx.clusterplattform.de; spf=softfail; dkim=fail"), OURS) == (
+        "spf=softfail", "dkim=fail")
 
 
 def test_a_passing_result_is_no_failure():
@@ -38,9 +40,25 @@ def test_a_header_from_another_server_is_not_trusted():
     assert failed_checks(_inbound(b"mx.evil.example; dmarc=fail"), OURS) == ()
 
 
-def test_a_forged_header_below_ours_is_not_trusted():
-    """Only the topmost header counts: a 'fail' the sender planted lower down does not mark the mail."""
-    inbound = _inbound(b"mx.clusterplattform.de; spf=pass; dmarc=pass", b"mx.clusterplattform.de; dmarc=fail")
+def test_a_forged_header_below_our_received_line_is_not_trusted():
+    """A header the sender wrote (below our server's Received line) counts for nothing, pass or fail."""
+    received = b"mx.clusterplattform.de; spf=none\r\nReceived: from x by mx.clusterplattform.de; Mon, 2 Mar 2026\r\n" \
+               b"Authentication-Results: mx.clusterplattform.de; dmarc=pass"
+    assert failed_checks(_inbound(received), OURS) == ()
+    forged_fail = b"mx.clusterplattform.de; dmarc=pass\r\nReceived: from x by mx.clusterplattform.de; x\r\n" \
+                  b"Authentication-Results: mx.clusterplattform.de; dmarc=fail"
+    assert failed_checks(_inbound(forged_fail), OURS) == ()
+
+
+def test_results_spread_over_several_headers_of_ours_are_all_read():
+    """DKIM and DMARC results in separate headers from our server (opendkim, opendmarc) both count."""
+    inbound = _inbound(b"MX.clusterplattform.de 1; dkim=pass", b"(filter) mx.clusterplattform.de; dmarc=fail")
+    assert failed_checks(inbound, OURS) == ("dmarc=fail",)
+
+
+def test_a_dmarc_pass_outweighs_a_failing_spf_or_dkim():
+    """A forwarded mail whose SPF fails but whose DMARC passes is not marked."""
+    inbound = _inbound(b"mx.clusterplattform.de; spf=fail; dkim=fail header.d=list.example; dmarc=pass")
     assert failed_checks(inbound, OURS) == ()
 
 

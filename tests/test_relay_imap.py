@@ -395,3 +395,54 @@ def test_different_mails_claiming_one_message_id_get_different_forward_ids(confi
     assert once(config) == 0
     ids = {email.message_from_bytes(r.data, policy=email.policy.compat32)["Message-ID"] for r in smtp_sink.received}
     assert len(smtp_sink.received) == 2 and len(ids) == 2
+
+
+def test_waiting_mail_moved_away_and_back_is_found_again(tmp_path, dovecot, imap_user, smtp_sink):
+    """A mail waiting for its retry that gets a new UID is re-keyed at once and sent when due."""
+    import sqlite3
+
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, schedule="retry_min_seconds = 3600")
+    dovecot.append(imap_user, "INBOX", APPLICATION)
+    smtp_sink.reject_next(1, code=451)
+    assert once(config) == 0
+    with dovecot.client(imap_user) as client:
+        client.create_folder("Elsewhere")
+        client.select_folder("INBOX")
+        client.move(client.search("ALL"), "Elsewhere")
+        client.select_folder("Elsewhere")
+        client.move(client.search("ALL"), "INBOX")
+    dovecot.append(imap_user, "INBOX", AUTO_REPLY)  # a later mail moves the UID position past it
+    assert once(config) == 0 and smtp_sink.received == []
+    with sqlite3.connect(tmp_path / "state.sqlite") as db:
+        db.execute("UPDATE mails SET next_attempt = '2000-01-01T00:00:00.000+00:00' WHERE state = 'retry'")
+    assert once(config) == 0
+    assert len(smtp_sink.received) == 1 and dovecot.messages(imap_user, "INBOX") == []
+
+
+def test_copy_of_a_mail_waiting_for_retry_is_not_forwarded_again(config, dovecot, imap_user, smtp_sink):
+    """The same mail through a second alias, while the first waits for a retry, is archived, not sent."""
+    dovecot.append(imap_user, "INBOX", APPLICATION)
+    smtp_sink.reject_next(1, code=451)
+    assert once(config) == 0
+    dovecot.append(imap_user, "INBOX", b"Received: from alias by mx; Mon, 02 Mar 2026 09:14:00 +0100\r\n" + APPLICATION)
+    assert once(config) == 0
+    assert len(smtp_sink.received) == 1 and dovecot.messages(imap_user, "INBOX") == []
+
+
+def test_a_transport_error_costs_one_mail_not_the_poll(config, dovecot, imap_user, smtp_sink, monkeypatch):
+    """An unexpected exception while sending one forward quarantines that mail; the next is forwarded."""
+    from mailrelay.transports.smtp import SmtpSession
+
+    original = SmtpSession.send
+
+    def failing_for_the_ministry(self, forward):
+        if forward.desk == "desk-public":
+            raise UnicodeEncodeError("ascii", "ü", 0, 1, "simulated")
+        return original(self, forward)
+
+    monkeypatch.setattr(SmtpSession, "send", failing_for_the_ministry)
+    dovecot.append(imap_user, "INBOX", APPLICATION)
+    dovecot.append(imap_user, "INBOX", (MAILS / "02-application-research-institute.eml").read_bytes())
+    assert once(config) == 0
+    assert [r.rcpt_tos for r in forwards(smtp_sink)] == [("desk-experts@bmwi.example",)]
+    assert len(dovecot.messages(imap_user, "Quarantine")) == 1 and len(alerts(smtp_sink)) == 1

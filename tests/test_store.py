@@ -1,0 +1,39 @@
+"""The SQLite store: instance lock, migration of older state files, read-only opening."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from mailrelay.store import AlreadyRunning, Store
+
+
+def test_second_lock_on_the_same_state_is_refused(tmp_path):
+    """Only one relay may hold a state store."""
+    first, second = Store(tmp_path / "s.sqlite"), Store(tmp_path / "s.sqlite")
+    first.lock()
+    with pytest.raises(AlreadyRunning):
+        second.lock()
+    first.close(), second.close()
+
+
+def test_a_state_file_from_before_the_retry_columns_is_migrated(tmp_path):
+    """A mails table without the later columns gets them added, and the store works on it."""
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE mails (id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL UNIQUE, message_id TEXT NOT NULL,"
+                   " source_key TEXT NOT NULL, from_address TEXT NOT NULL, subject TEXT NOT NULL, state TEXT NOT NULL,"
+                   " kind TEXT, sender TEXT, level TEXT, country TEXT, route TEXT, rule TEXT, rules_version TEXT,"
+                   " reason TEXT, forward_message_id TEXT, archived_to TEXT, attempts INTEGER NOT NULL DEFAULT 0,"
+                   " first_seen TEXT NOT NULL, updated TEXT NOT NULL)")
+    store = Store(path)
+    mail_id = store.add_mail("ab" * 32, "<m@x>", "k", "a@x", "s", b"raw")
+    assert store.get(mail_id).tries == 0 and store.find("ab" * 32).next_attempt is None
+    store.close()
+
+
+def test_read_only_store_does_not_create_a_missing_file(tmp_path):
+    """Opening read-only never creates a database where none was."""
+    with pytest.raises(sqlite3.OperationalError):
+        Store(tmp_path / "missing.sqlite", read_only=True).find("x")
+    assert not (tmp_path / "missing.sqlite").exists()
