@@ -19,6 +19,16 @@ AUTO_REPLY = (MAILS / "04-auto-reply-out-of-office.eml").read_bytes()
 BOUNCE = (MAILS / "05-bounce-dsn.eml").read_bytes()
 
 
+def _move_out_and_back(dovecot, user: str) -> None:
+    """What a person does by dragging a mail to another folder and back: it gets a new UID."""
+    with dovecot.client(user) as client:
+        client.create_folder("Elsewhere")
+        client.select_folder("INBOX")
+        client.move(client.search("ALL"), "Elsewhere")
+        client.select_folder("Elsewhere")
+        client.move(client.search("ALL"), "INBOX")
+
+
 @pytest.fixture
 def config(tmp_path, dovecot, imap_user, smtp_sink):
     return write_config(tmp_path, dovecot, imap_user, smtp_sink)
@@ -236,12 +246,7 @@ def test_deferred_mail_moved_out_and_back_is_still_forwarded(config, dovecot, im
     dovecot.append(imap_user, "INBOX", APPLICATION)
     smtp_sink.reject_next(1, code=451)
     assert once(config) == 0
-    with dovecot.client(imap_user) as client:
-        client.create_folder("Elsewhere")
-        client.select_folder("INBOX")
-        client.move(client.search("ALL"), "Elsewhere")
-        client.select_folder("Elsewhere")
-        client.move(client.search("ALL"), "INBOX")
+    _move_out_and_back(dovecot, imap_user)
     assert once(config) == 0
     assert len(smtp_sink.received) == 1
     assert dovecot.messages(imap_user, "INBOX") == []
@@ -405,12 +410,7 @@ def test_waiting_mail_moved_away_and_back_is_found_again(tmp_path, dovecot, imap
     dovecot.append(imap_user, "INBOX", APPLICATION)
     smtp_sink.reject_next(1, code=451)
     assert once(config) == 0
-    with dovecot.client(imap_user) as client:
-        client.create_folder("Elsewhere")
-        client.select_folder("INBOX")
-        client.move(client.search("ALL"), "Elsewhere")
-        client.select_folder("Elsewhere")
-        client.move(client.search("ALL"), "INBOX")
+    _move_out_and_back(dovecot, imap_user)
     dovecot.append(imap_user, "INBOX", AUTO_REPLY)  # a later mail moves the UID position past it
     assert once(config) == 0 and smtp_sink.received == []
     with sqlite3.connect(tmp_path / "state.sqlite") as db:
