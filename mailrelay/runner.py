@@ -90,7 +90,7 @@ class Relay:
         self.store.update(mail_id, "mail.try", {"try": tries}, tries=tries)
         try:
             return self._process(mail_id, raw, inbound, inbox, outbox)
-        except (SourceError, MailError):
+        except SourceError:  # the connection is gone: this poll ends, the mail is retried with the next
             raise
         except Exception as error:  # a bug, a broken template, a transport error: costs one mail, not the poll
             return self._quarantine_on_error(mail_id, raw, inbox, error)
@@ -189,7 +189,10 @@ class Relay:
         if not lines or not rules.alert_desk:
             return
         alert = render_alert(lines, rules.desks[rules.alert_desk], self.identity.from_address, self.identity.relay_id)
-        delivery = outbox.send(alert)
+        try:
+            delivery = outbox.send(alert)
+        except Exception as error:  # the note must never cost the poll; the log has it then
+            delivery = Delivery(Status.TEMPORARY, f"{type(error).__name__}: {error}")
         accepted = delivery.status is Status.ACCEPTED
         getattr(self.log, "warning" if accepted else "error")(
             "alert.sent" if accepted else "alert.failed", desk=rules.alert_desk, mails=lines, reply=delivery.reply)
