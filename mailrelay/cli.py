@@ -60,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--signals", type=Path, help="the changed signals file (default: the one in force)")
     replay.add_argument("--json", action="store_true")
     replay.set_defaults(handler=_replay)
+    commands.add_parser("resume", help="lift a pause the flood brake set").set_defaults(handler=_resume)
     demo = commands.add_parser("demo", help="run the relay over a bundled sample inbox, no servers needed")
     demo.add_argument("--workdir", type=Path, default=Path("mailrelay-demo"))
     demo.set_defaults(handler=_demo)
@@ -140,6 +141,19 @@ def _explain(arguments) -> int:
 
     text = explain_file(arguments.config, arguments.mail, as_json=arguments.json)
     print(json.dumps(text, ensure_ascii=False, indent=2) if arguments.json else text)
+    return EXIT_OK
+
+
+def _resume(arguments) -> int:
+    from mailrelay.config import load_settings
+    from mailrelay.store import Store
+
+    store = Store(load_settings(arguments.config).state_path)
+    try:
+        reason = store.paused()
+        print(f"resumed (was paused: {reason})" if store.resume() else "forwarding was not paused")
+    finally:
+        store.close()
     return EXIT_OK
 
 

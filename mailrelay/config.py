@@ -77,6 +77,7 @@ class Settings:
     from_address: str
     relay_id: str
     max_forwards_per_sender_per_hour: int
+    max_forwards_per_poll: int
     authserv_id: str
 
 
@@ -93,7 +94,11 @@ def load_settings(path: Path) -> Settings:
     _exactly_one(doc, data, ("imap", "maildir"), "mail source")
     _exactly_one(doc, data, ("smtp", "outbox"), "transport")
     relay = _table(doc, data, "relay")
-    doc.check_keys(relay, ("from_address", "id", "max_forwards_per_sender_per_hour", "authserv_id"), ("relay",))
+    doc.check_keys(relay, ("from_address", "id", "max_forwards_per_sender_per_hour", "max_forwards_per_poll",
+                           "authserv_id"), ("relay",))
+    per_poll = doc.get(relay, "max_forwards_per_poll", int, ("relay",), 200)
+    if per_poll is not None and per_poll < 1:
+        doc.problem(("relay", "max_forwards_per_poll"), "max_forwards_per_poll must be at least 1")
     per_sender = doc.get(relay, "max_forwards_per_sender_per_hour", int, ("relay",), 10)
     if per_sender is not None and per_sender < 1:
         doc.problem(("relay", "max_forwards_per_sender_per_hour"), "max_forwards_per_sender_per_hour must be at least 1")
@@ -130,6 +135,7 @@ def load_settings(path: Path) -> Settings:
         from_address=(from_address or "").lower(),
         relay_id=doc.get(relay, "id", str, ("relay",), "mailrelay"),
         max_forwards_per_sender_per_hour=per_sender if per_sender is not None else 10,
+        max_forwards_per_poll=per_poll if per_poll is not None else 200,
         authserv_id=doc.get(relay, "authserv_id", str, ("relay",), ""),
     )
     doc.raise_if_problems()

@@ -30,6 +30,7 @@ class Limits:
     retry_seconds: tuple[float, float] = (60, 3600)
     forwards_per_sender_per_hour: int = 10
     max_tries: int = 3  # tries of one mail that end the process before it gives up on the mail
+    max_forwards_per_poll: int = 200  # more in one poll looks like lost state, not mail: pause and alert
 
 
 @dataclass
@@ -55,10 +56,14 @@ class Relay:
     def poll(self) -> PollReport:
         """Handle every new mail once; SourceError means this poll could not run at all."""
         report = PollReport()
+        paused = self.store.paused()
+        if paused:
+            self.log.warning("poll.paused", reason=paused, hint="mailrelay resume")
+            return report
         self.log.info("poll.started")
         with self.source.open(self.store) as inbox, self.transport.open() as outbox:
             for raw in inbox.fetch_new():
-                if self.stop_requested:
+                if self.stop_requested or self._brake(report):
                     break
                 outcome = self._handle(raw, inbox, outbox)
                 report.counts[outcome["outcome"]] += 1
@@ -67,6 +72,19 @@ class Relay:
         purged = self.store.purge_raw(_later(-self.limits.keep_raw_days * 86400))
         self.log.info("poll.finished", raw_purged=purged, **report.counts)
         return report
+
+    def _brake(self, report: PollReport) -> bool:
+        """Pause forwarding when one poll has forwarded as many mails as allowed: after a lost or
+        emptied state store, handled mail would otherwise be forwarded again in a flood."""
+        limit = self.limits.max_forwards_per_poll
+        if report.counts["forwarded"] < limit:
+            return False
+        reason = f"{limit} forwards in one poll; forwarding paused until `mailrelay resume`"
+        self.store.pause(reason)
+        self.log.error("relay.paused", reason=reason)
+        report.mails.append({"key": "-", "outcome": "paused", "subject": "Weiterleitung angehalten",
+                             "error": reason, "quarantined": True})
+        return True
 
     def _handle(self, raw: RawMail, inbox: Inbox, outbox) -> dict:
         sha256 = hashlib.sha256(raw.data).hexdigest()

@@ -48,6 +48,10 @@ CREATE TABLE IF NOT EXISTS events (
     detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_mail ON events(mail_id);
+CREATE TABLE IF NOT EXISTS flags (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS mailboxes (
     name TEXT PRIMARY KEY,
     uidvalidity INTEGER NOT NULL,
@@ -228,6 +232,24 @@ class Store:
     def raw(self, sha256: str) -> bytes | None:
         rows = self._query("SELECT data FROM raw_mails WHERE sha256 = ?", (sha256,))
         return bytes(rows[0]["data"]) if rows else None
+
+    def paused(self) -> str | None:
+        """Why forwarding is paused, or None when it is not."""
+        rows = self._query("SELECT value FROM flags WHERE name = 'paused'")
+        return rows[0]["value"] if rows else None
+
+    def pause(self, reason: str) -> None:
+        with self._transaction():
+            self._db.execute("INSERT OR REPLACE INTO flags VALUES ('paused', ?)", (reason,))
+            self._event(None, "relay.paused", {"reason": reason})
+
+    def resume(self) -> bool:
+        """Lift a pause; False when there was none."""
+        with self._transaction():
+            lifted = self._db.execute("DELETE FROM flags WHERE name = 'paused'").rowcount > 0
+            if lifted:
+                self._event(None, "relay.resumed", {})
+        return lifted
 
     def mailbox_position(self, name: str) -> tuple[int, int] | None:
         """(UIDVALIDITY, highest UID durably recorded) for a mailbox, or None if never seen."""

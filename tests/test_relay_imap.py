@@ -446,3 +446,24 @@ def test_a_transport_error_costs_one_mail_not_the_poll(config, dovecot, imap_use
     assert once(config) == 0
     assert [r.rcpt_tos for r in forwards(smtp_sink)] == [("desk-experts@bmwi.example",)]
     assert len(dovecot.messages(imap_user, "Quarantine")) == 1 and len(alerts(smtp_sink)) == 1
+
+
+def test_flood_brake_pauses_forwarding_until_resumed(tmp_path, dovecot, imap_user, smtp_sink):
+    """More forwards in one poll than allowed pauses forwarding with an alert; `resume` lets the rest go."""
+    from mailrelay.cli import main
+
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink)
+    config.write_text(config.read_text().replace('id = "test-relay"',
+                                                 'id = "test-relay"\nmax_forwards_per_poll = 2'))
+    for number in range(4):
+        dovecot.append(imap_user, "INBOX", APPLICATION.replace(b"<demo-01@", f"<flood-{number}@".encode()))
+    assert once(config) == 0
+    assert len(forwards(smtp_sink)) == 2 and len(alerts(smtp_sink)) == 1
+    assert b"mailrelay resume" in alerts(smtp_sink)[0].data
+    assert once(config) == 0  # paused: nothing fetched, nothing sent
+    assert len(forwards(smtp_sink)) == 2 and len(dovecot.messages(imap_user, "INBOX")) == 2
+    assert main(["--config", str(config), "resume"]) == 0
+    assert once(config) == 0
+    assert len(forwards(smtp_sink)) == 4 and dovecot.messages(imap_user, "INBOX") == []
+    events = [event for _, event, _ in audit_events(tmp_path)]
+    assert "relay.paused" in events and "relay.resumed" in events
