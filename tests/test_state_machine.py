@@ -11,11 +11,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from mailrelay import pipeline, runner
 from mailrelay.cli import main
-from mailrelay.sources.imap import ImapInbox
-from mailrelay.store import Store
-from mailrelay.transports.smtp import SmtpSession
+from tests.crashrun import STEPS
 from tests.helpers import REPO
 from tests.relaytest import forwards, write_config
 from tests.servers import SmtpSink
@@ -26,24 +23,12 @@ PERSON = [(MAILS / name).read_bytes() for name in ("01-application-state-ministr
                                                     "03-inquiry-how-to-apply.eml")]
 MACHINE = [(MAILS / name).read_bytes() for name in ("04-auto-reply-out-of-office.eml", "05-bounce-dsn.eml")]
 MAILBOXES = ("INBOX", "Processed", "Ignored", "Quarantine")
-# Where a crash can fall, as (object, attribute, after the call?); after SMTP acceptance may double.
-CRASH_POINTS = {
-    "record": (Store, "add_mail", False),
-    "classify": (pipeline, "classify", True),
-    "render": (pipeline, "render", True),
-    "before-smtp": (SmtpSession, "send", False),
-    "after-smtp": (SmtpSession, "send", True),
-    "before-move": (ImapInbox, "archive", False),
-    "after-move": (ImapInbox, "archive", True),
-}
-
-
 class Crash(BaseException):
     """Stands for the process dying: not an Exception, so no handler of the relay catches it."""
 
 
 def crash_at(monkeypatch, point: str) -> None:
-    owner, name, after = CRASH_POINTS[point]
+    owner, name, after = STEPS[point]
     original = getattr(owner, name)
 
     def crashing(*args, **kwargs):
@@ -102,7 +87,7 @@ def test_relay_state_machine(machine_environment):
         def poll(self):
             self._once()
 
-        @rule(point=st.sampled_from(sorted(CRASH_POINTS)), which=st.integers(0, 2))
+        @rule(point=st.sampled_from(sorted(STEPS)), which=st.integers(0, 2))
         def crash_and_restart(self, point, which):
             """A person's mail arrives, a poll dies at `point`, and the restarted relay polls again."""
             self._arrive(True, which)
@@ -111,7 +96,7 @@ def test_relay_state_machine(machine_environment):
                 try:
                     self._once()
                 except Crash:
-                    if point == "after-smtp":
+                    if point == "after-smtp-accepted":
                         self.smtp_window_crashes += 1
             self._once()
 
