@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import queue
 import signal
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -14,6 +14,7 @@ from mailrelay.sources.base import SourceError
 from mailrelay.tomlcheck import ConfigError
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_MAX_BACKOFF = 900.0  # seconds between polls at most while the servers cannot be reached
 
 
 class Daemon:
@@ -27,6 +28,7 @@ class Daemon:
         self.signals: queue.SimpleQueue[int] = queue.SimpleQueue()
         # One worker: polls run one after another, never side by side.
         self.scheduler = BackgroundScheduler(executors={"default": {"type": "threadpool", "max_workers": 1}})
+        self.failures = 0  # polls in a row that could not reach the servers
 
     def run(self) -> None:
         """Poll now and then every poll_seconds until SIGTERM or SIGINT; SIGHUP reloads."""
@@ -48,9 +50,17 @@ class Daemon:
         try:
             self.relay.poll()
         except SourceError as error:
-            self.log.error("poll.failed", error=str(error))
+            self.failures += 1
+            wait = min(self.poll_seconds * 2 ** min(self.failures - 1, 16), max(self.poll_seconds, _MAX_BACKOFF))
+            self.log.error("poll.failed", error=str(error), failures=self.failures, next_poll_in=wait)
+            # Back off while the server is away, so a long outage is not a connection attempt a second.
+            self.scheduler.modify_job("poll", next_run_time=datetime.now(timezone.utc) + timedelta(seconds=wait))
+            return
         except Exception:  # the next poll starts afresh; the traceback goes to the log
             self.log.exception("poll.crashed")
+        if self.failures:
+            self.log.info("poll.recovered", after_failures=self.failures)
+        self.failures = 0
 
     def reload(self) -> None:
         """Swap in freshly loaded rules, signals and templates; on any problem keep the old ones."""

@@ -66,3 +66,29 @@ def test_daemon_polls_reloads_and_stops(tmp_path, dovecot, imap_user, smtp_sink)
     recorded = [event for _, event, _ in audit_events(tmp_path)]
     assert "config.reload_refused" in recorded and "config.reloaded" in recorded
     assert "daemon.stopped" in [e["event"] for e in lines] or "daemon.stopped" in process.stdout.read()
+
+
+def test_daemon_backs_off_while_the_imap_server_is_unreachable(tmp_path, dovecot, imap_user, smtp_sink):
+    """Failed polls come further and further apart (1 s, 2 s, 4 s ...) instead of once a poll interval."""
+    import socket
+    from datetime import datetime
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, imap_port=closed_port, schedule="poll_seconds = 1")
+    process = subprocess.Popen([sys.executable, "-m", "mailrelay", "--config", str(config), "run"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                               env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    lines: list[dict] = []
+    try:
+        failures = [_wait_for_event(process, lines, "poll.failed") for _ in range(3)]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert [f["next_poll_in"] for f in failures] == [1.0, 2.0, 4.0]
+    times = [datetime.fromisoformat(f["timestamp"].replace("Z", "+00:00")) for f in failures]
+    assert (times[2] - times[1]).total_seconds() > 1.5
