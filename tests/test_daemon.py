@@ -15,6 +15,13 @@ APPLICATION = (REPO / "mailrelay" / "demo" / "mails" / "01-application-state-min
 SECOND_APPLICATION = (REPO / "mailrelay" / "demo" / "mails" / "02-application-research-institute.eml").read_bytes()
 
 
+def _start(config):
+    """`mailrelay run` as systemd would start it, its JSON log on a pipe."""
+    return subprocess.Popen([sys.executable, "-m", "mailrelay", "--config", str(config), "run"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=config.parent,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+
+
 def _wait_for_event(process, lines: list[dict], name: str, timeout: float = 30) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -35,9 +42,7 @@ def test_daemon_polls_reloads_and_stops(tmp_path, dovecot, imap_user, smtp_sink)
     rules = tmp_path / "routing.toml"
     rules.write_text((REPO / "config" / "routing.toml").read_text(encoding="utf-8"), encoding="utf-8")
     config = write_config(tmp_path, dovecot, imap_user, smtp_sink, rules=rules, schedule="poll_seconds = 1")
-    process = subprocess.Popen([sys.executable, "-m", "mailrelay", "--config", str(config), "run"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-                               env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    process = _start(config)
     lines: list[dict] = []
     try:
         started = _wait_for_event(process, lines, "daemon.started")
@@ -77,9 +82,7 @@ def test_daemon_backs_off_while_the_imap_server_is_unreachable(tmp_path, dovecot
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
     config = write_config(tmp_path, dovecot, imap_user, smtp_sink, imap_port=closed_port, schedule="poll_seconds = 1")
-    process = subprocess.Popen([sys.executable, "-m", "mailrelay", "--config", str(config), "run"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-                               env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    process = _start(config)
     lines: list[dict] = []
     try:
         failures = [_wait_for_event(process, lines, "poll.failed") for _ in range(3)]
