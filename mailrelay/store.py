@@ -187,16 +187,6 @@ class Store:
         with self._transaction():
             self._event(mail_id, event, detail)
 
-    def events(self, mail_id: int | None = None) -> list[dict]:
-        query, args = ("SELECT * FROM events ORDER BY id", ()) if mail_id is None else (
-            "SELECT * FROM events WHERE mail_id = ? ORDER BY id", (mail_id,))
-        return [dict(row, detail=json.loads(row["detail"])) for row in self._query(query, args)]
-
-    def mails(self, state: str | None = None) -> list[MailRecord]:
-        query, args = ("SELECT * FROM mails ORDER BY id", ()) if state is None else (
-            "SELECT * FROM mails WHERE state = ? ORDER BY id", (state,))
-        return [_record(row) for row in self._query(query, args)]
-
     def unfinished_keys(self, prefix: str) -> list[str]:
         """Source keys under `prefix` of mails not yet final and archived, and due: they are fetched again."""
         rows = self._query(
@@ -228,10 +218,6 @@ class Store:
             if cursor.rowcount:
                 self._event(None, "raw.purged", {"before": before, "mails": cursor.rowcount})
         return cursor.rowcount
-
-    def raw(self, sha256: str) -> bytes | None:
-        rows = self._query("SELECT data FROM raw_mails WHERE sha256 = ?", (sha256,))
-        return bytes(rows[0]["data"]) if rows else None
 
     def paused(self) -> str | None:
         """Why forwarding is paused, or None when it is not."""
