@@ -48,6 +48,15 @@ path = "state.sqlite"
     return path
 
 
+def closed_port() -> int:
+    """A loopback port nothing listens on (the OS just handed it out and took it back)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def once(config: Path) -> int:
     """One poll through the real command-line entry point; returns its exit code."""
     return main(["--config", str(config), "once"])

@@ -1,6 +1,7 @@
 """The service: scheduled polls, reload on SIGHUP, clean stop on SIGTERM."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,17 +10,24 @@ import sys
 import time
 
 from tests.helpers import REPO
-from tests.relaytest import audit_events, write_config
+from tests.relaytest import audit_events, closed_port, write_config
 
 APPLICATION = (REPO / "mailrelay" / "demo" / "mails" / "01-application-state-ministry.eml").read_bytes()
 SECOND_APPLICATION = (REPO / "mailrelay" / "demo" / "mails" / "02-application-research-institute.eml").read_bytes()
 
 
-def _start(config):
-    """`mailrelay run` as systemd would start it, its JSON log on a pipe."""
-    return subprocess.Popen([sys.executable, "-m", "mailrelay", "--config", str(config), "run"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=config.parent,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+@contextlib.contextmanager
+def _running(config):
+    """`mailrelay run` as systemd would start it, its JSON log on a pipe; killed if a test leaves it running."""
+    process = subprocess.Popen([sys.executable, "-m", "mailrelay", "--config", str(config), "run"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=config.parent,
+                               env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def _wait_for_event(process, lines: list[dict], name: str, timeout: float = 30) -> dict:
@@ -42,9 +50,8 @@ def test_daemon_polls_reloads_and_stops(tmp_path, dovecot, imap_user, smtp_sink)
     rules = tmp_path / "routing.toml"
     rules.write_text((REPO / "config" / "routing.toml").read_text(encoding="utf-8"), encoding="utf-8")
     config = write_config(tmp_path, dovecot, imap_user, smtp_sink, rules=rules, schedule="poll_seconds = 1")
-    process = _start(config)
     lines: list[dict] = []
-    try:
+    with _running(config) as process:
         started = _wait_for_event(process, lines, "daemon.started")
         _wait_for_event(process, lines, "poll.finished")  # the mailbox exists; new mail comes with a later poll
         dovecot.append(imap_user, "INBOX", APPLICATION)
@@ -63,10 +70,6 @@ def test_daemon_polls_reloads_and_stops(tmp_path, dovecot, imap_user, smtp_sink)
         assert reloaded["rules_version"] != started["rules_version"]
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert len(smtp_sink.received) == 2
     recorded = [event for _, event, _ in audit_events(tmp_path)]
     assert "config.reload_refused" in recorded and "config.reloaded" in recorded
@@ -75,23 +78,15 @@ def test_daemon_polls_reloads_and_stops(tmp_path, dovecot, imap_user, smtp_sink)
 
 def test_daemon_backs_off_while_the_imap_server_is_unreachable(tmp_path, dovecot, imap_user, smtp_sink):
     """Failed polls come further and further apart (1 s, 2 s, 4 s ...) instead of once a poll interval."""
-    import socket
     from datetime import datetime
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
-    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, imap_port=closed_port, schedule="poll_seconds = 1")
-    process = _start(config)
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, imap_port=closed_port(),
+                          schedule="poll_seconds = 1")
     lines: list[dict] = []
-    try:
+    with _running(config) as process:
         failures = [_wait_for_event(process, lines, "poll.failed") for _ in range(3)]
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert [f["next_poll_in"] for f in failures] == [1.0, 2.0, 4.0]
     times = [datetime.fromisoformat(f["timestamp"].replace("Z", "+00:00")) for f in failures]
     assert (times[2] - times[1]).total_seconds() > 1.5

@@ -10,7 +10,7 @@ import pytest
 
 from mailrelay.store import Store
 from tests.helpers import REPO
-from tests.relaytest import (RELAY_ADDRESS, alerts, audit_events, forwards, mail_states, once, without_crlf,
+from tests.relaytest import (RELAY_ADDRESS, alerts, audit_events, closed_port, forwards, mail_states, once, without_crlf,
                               write_config)
 
 MAILS = REPO / "mailrelay" / "demo" / "mails"
@@ -162,12 +162,7 @@ def test_a_broken_template_quarantines_the_mail_and_the_poll_goes_on(tmp_path, d
 
 def test_unreachable_imap_server_exits_1(tmp_path, dovecot, imap_user, smtp_sink):
     """When the IMAP server cannot be reached, `once` says so and exits 1."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
-    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, imap_port=closed_port)
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, imap_port=closed_port())
     assert once(config) == 1
 
 
