@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import traceback
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from mailrelay.store import FINAL_STATES, MailRecord, Store
 from mailrelay.transports.base import Delivery, Status
 
 _ARCHIVE_TARGET = {"forwarded": "processed", "ignored": "ignored", "quarantined": "quarantine"}
+_ANGLE = re.compile(r"<[^<>]*>")
 _STATE_OF_ACTION = {Action.IGNORE: "ignored", Action.QUARANTINE: "quarantined"}
 
 
@@ -62,7 +64,8 @@ class Relay:
             return report
         self.log.info("poll.started")
         with self.source.open(self.store) as inbox, self.transport.open() as outbox:
-            for raw in inbox.fetch_new():
+            replaced = inbox.recreated_from is not None and self._replaced(inbox, report)
+            for raw in () if replaced else inbox.fetch_new():
                 if self.stop_requested or self._brake(report):
                     break
                 outcome = self._handle(raw, inbox, outbox)
@@ -72,6 +75,31 @@ class Relay:
         purged = self.store.purge_raw(_later(-self.limits.keep_raw_days * 86400))
         self.log.info("poll.finished", raw_purged=purged, **report.counts)
         return report
+
+    def _replaced(self, inbox: Inbox, report: PollReport) -> bool:
+        """The mailbox was recreated. If most mails the store expects there are not in it, it is not the
+        mailbox we knew (restored from elsewhere, another account): pause rather than forward what may be
+        a flood of handled mail. Otherwise go on; mails are matched by bytes and Message-ID."""
+        expected = self.store.left_in(inbox.recreated_from)
+        present = {_bracketed(message_id) for message_id in inbox.message_ids()} if expected else set()
+        missing = [record for record in expected if _bracketed(record.message_id) not in present]
+        detail = {"previous": inbox.recreated_from, "expected": len(expected), "missing": len(missing)}
+        replaced = len(missing) * 2 > len(expected)
+        inbox.accept_recreated()
+        if not replaced:
+            self.log.warning("mailbox.recreated", **detail)
+            self.store.event(None, "mailbox.recreated", detail)
+            return False
+        reason = (f"mailbox recreated and {len(missing)} of the {len(expected)} mails expected in it are missing;"
+                  " forwarding paused until `mailrelay resume`")
+        self.log.error("mailbox.replaced", reason=reason, **detail)
+        self.store.event(None, "mailbox.replaced", dict(detail, subjects=[record.subject for record in missing]))
+        self.store.pause(reason)
+        report.mails += [{"key": record.source_key, "outcome": "missing", "subject": record.subject,
+                          "error": "not in the recreated mailbox", "quarantined": True} for record in missing]
+        report.mails.append({"key": "-", "outcome": "paused", "subject": "Weiterleitung angehalten",
+                             "error": reason, "quarantined": True})
+        return True
 
     def _brake(self, report: PollReport) -> bool:
         """Pause forwarding when one poll has forwarded as many mails as allowed: after a lost or
@@ -96,6 +124,9 @@ class Relay:
         if copy is not None:
             return self._seen_again(copy, raw, inbox, same="message-id, sender and subject")
         mail_id = record.id if record else self._add(raw, sha256, inbound)
+        if record is not None and record.source_key != raw.key and inbox.holds(record.source_key):
+            # A second copy with the same bytes while the first is still in the inbox, on its way.
+            return self._seen_again(record, raw, inbox, same="bytes, a second copy")
         if record is not None and record.source_key != raw.key:  # moved, or its mailbox recreated
             self._audit(mail_id, "mail.moved", {"from": record.source_key, "to": raw.key}, source_key=raw.key)
         inbox.recorded(raw.key)
@@ -246,6 +277,12 @@ class Relay:
         detail = detail or {}
         getattr(self.log, severity)(event, mail_id=mail_id, **detail)
         self.store.update(mail_id, event, detail, **columns)
+
+
+def _bracketed(message_id: str) -> str:
+    """The <id> part of a Message-ID header, so comments and spacing around it do not matter."""
+    found = _ANGLE.search(message_id)
+    return found.group(0) if found else message_id.strip()
 
 
 def _parse_or_none(raw: RawMail) -> Inbound | None:

@@ -197,6 +197,12 @@ class Store:
         )
         return [row["source_key"] for row in rows]
 
+    def left_in(self, prefix: str) -> list[MailRecord]:
+        """Mails under the source key `prefix` that were never archived: the store expects them there."""
+        rows = self._query("SELECT * FROM mails WHERE substr(source_key, 1, ?) = ? AND archived_to IS NULL"
+                           " ORDER BY id", (len(prefix), prefix))
+        return [_record(row) for row in rows]
+
     def handled_since(self, since: str) -> list[tuple[MailRecord, bytes]]:
         """Mails first seen at or after `since` (ISO 8601, UTC) whose raw bytes are still kept."""
         rows = self._query("SELECT mails.*, raw_mails.data AS raw FROM mails JOIN raw_mails USING (sha256)"

@@ -524,3 +524,66 @@ class SmtpSink:
                                                timeout):
                 raise TimeoutError(f"sink got {len(self._handler.received)} of {count} mails")
             return list(self._handler.received)
+
+
+class CuttingProxy:
+    """A TCP proxy to a server that drops its first `cut_connections` connections once the server has
+    sent `cut_after` bytes through it: a connection lost mid-response, where the protocol cannot tell.
+    TLS passes through untouched, so the client still verifies the server's certificate."""
+
+    def __init__(self, port: int, cut_after: int, cut_connections: int = 1) -> None:
+        self.target = port
+        self.cut_after = cut_after
+        self.cuts_left = cut_connections
+        self.cuts = 0
+        self._listener = socket.create_server((HOST, 0))
+        self._listener.settimeout(0.2)
+        self.port = self._listener.getsockname()[1]
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> CuttingProxy:
+        thread = threading.Thread(target=self._accept, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stopping.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            limit = self.cut_after if self.cuts_left > 0 else None
+            self.cuts_left -= 1
+            thread = threading.Thread(target=self._pipe, args=(client, limit), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _pipe(self, client: socket.socket, limit: int | None) -> None:
+        import selectors
+
+        server = socket.create_connection((HOST, self.target), timeout=5)
+        sent_to_client = 0
+        with client, server, selectors.DefaultSelector() as selector:
+            selector.register(client, selectors.EVENT_READ, server)
+            selector.register(server, selectors.EVENT_READ, client)
+            while not self._stopping.is_set():
+                for key, _ in selector.select(timeout=0.2):
+                    data = key.fileobj.recv(65536)
+                    if not data:
+                        return
+                    if key.fileobj is server and limit is not None:
+                        if sent_to_client + len(data) >= limit:
+                            client.sendall(data[:max(0, limit - sent_to_client)])
+                            self.cuts += 1
+                            client.shutdown(socket.SHUT_RDWR)
+                            return
+                        sent_to_client += len(data)
+                    key.data.sendall(data)

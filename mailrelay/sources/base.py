@@ -19,6 +19,19 @@ class Cursor(Protocol):
 
 
 class Inbox(Protocol):
+    recreated_from: str | None
+    """The key prefix of the mailbox's previous incarnation when it was deleted and created again since
+    the last poll (IMAP: UIDVALIDITY changed), else None."""
+
+    def accept_recreated(self) -> None:
+        """Go on with the recreated mailbox, reading it from its start."""
+
+    def message_ids(self) -> set[str]:
+        """The Message-IDs of every mail in the mailbox."""
+
+    def holds(self, key: str) -> bool:
+        """Whether the mail under `key` is still in the mailbox."""
+
     def fetch_new(self) -> Iterator[RawMail]:
         """Mails not yet durably recorded, plus recorded ones not yet finished, oldest first."""
 

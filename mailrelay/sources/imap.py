@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import ssl
 from typing import Iterator
@@ -19,6 +20,7 @@ from mailrelay.tls import tls_context
 CONNECTION_ERRORS = (IMAPClientError, OSError, ssl.SSLError, socket.timeout)
 # The connection itself is gone; a plain IMAPClientError is a NO or BAD for one command.
 _LOST = (IMAPClientAbortError, OSError, ssl.SSLError, socket.timeout)
+_MESSAGE_ID = re.compile(rb"^message-id:\s*(<[^>\r\n]*>)", re.IGNORECASE | re.MULTILINE)
 
 
 class ImapSource:
@@ -76,6 +78,38 @@ class ImapInbox:
         self.prefix = f"imap:{self.settings.mailbox}:{self.uidvalidity}:"
         position = self.cursor.mailbox_position(self.settings.mailbox)
         self.last_uid = position[1] if position and position[0] == self.uidvalidity else 0
+        # The mailbox was deleted and created again (or restored): every UID the store knows is void.
+        self.recreated_from = (f"imap:{self.settings.mailbox}:{position[0]}:"
+                               if position and position[0] != self.uidvalidity else None)
+
+    def accept_recreated(self) -> None:
+        """Read the recreated mailbox from its start from now on (mails are matched by bytes and Message-ID)."""
+        self.cursor.set_mailbox_position(self.settings.mailbox, self.uidvalidity, 0)
+        self.recreated_from = None
+
+    def message_ids(self) -> set[str]:
+        """The Message-IDs of every mail in the mailbox, from their headers alone."""
+        try:  # once per recreated mailbox, so a full listing is affordable here
+            uids = self.client.search("ALL")
+            response = self.client.fetch(uids, ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]) if uids else {}
+        except _LOST as error:
+            raise SourceError(f"IMAP fetch: {error}") from error
+        ids = set()
+        for item in response.values():
+            header = next((bytes(value) for key, value in item.items() if key.startswith(b"BODY[HEADER")), b"")
+            found = _MESSAGE_ID.search(header)
+            if found:
+                ids.add(found.group(1).decode("ascii", "replace").strip())
+        return ids
+
+    def holds(self, key: str) -> bool:
+        """Whether the mail under `key` is still in this mailbox."""
+        if not key.startswith(self.prefix):
+            return False
+        try:
+            return bool(self.client.search(["UID", str(_uid(key, self.prefix)), "NOT", "DELETED"]))
+        except _LOST as error:
+            raise SourceError(f"IMAP search: {error}") from error
 
     def fetch_new(self) -> Iterator[RawMail]:
         try:

@@ -24,9 +24,24 @@ class MaildirSource:
 class MaildirInbox:
     """Every mail still in the Maildir is unfinished: handled mail is moved to a subfolder."""
 
+    recreated_from = None  # a Maildir's file names stay valid however it is copied
+
     def __init__(self, path: Path, box: mailbox.Maildir):
         self.path = path
         self.box = box
+
+    def accept_recreated(self) -> None:
+        """Nothing to do: see `recreated_from`."""
+
+    def message_ids(self) -> set[str]:
+        return {str(self.box.get_message(key).get("Message-ID", "")).strip() for key in self.box.keys()}
+
+    def holds(self, key: str) -> bool:
+        try:
+            self._file_of(key.removeprefix("maildir:"))
+        except (KeyError, FileNotFoundError):
+            return False
+        return True
 
     def fetch_new(self) -> Iterator[RawMail]:
         for key in sorted(self.box.keys()):
