@@ -42,11 +42,18 @@ class ImapSource:
             context = tls_context(server.ca_file)
             client = imapclient.IMAPClient(server.host, port=server.port, ssl=server.security == "tls",
                                            ssl_context=context, timeout=server.timeout)
+        except CONNECTION_ERRORS as error:
+            raise SourceError(f"IMAP {server.host}:{server.port}: {error}") from error
+        try:
             if server.security == "starttls":
                 client.starttls(context)
             client.login(server.username or "", server.password.read())
             return client
-        except CONNECTION_ERRORS as error:
+        except BaseException as error:  # a session refused half-way is closed at once
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                client.shutdown()
+            if not isinstance(error, CONNECTION_ERRORS):
+                raise
             raise SourceError(f"IMAP {server.host}:{server.port}: {error}") from error
 
 

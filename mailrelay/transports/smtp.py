@@ -73,11 +73,15 @@ class SmtpSession:
             client = smtplib.SMTP_SSL(server.host, server.port, timeout=server.timeout, context=context)
         else:
             client = smtplib.SMTP(server.host, server.port, timeout=server.timeout)
+        try:  # a session refused half-way is closed at once, not left to the garbage collector
             if server.security == "starttls":
-                client.starttls(context=context)
-        client.ehlo_or_helo_if_needed()
-        if server.username:
-            client.login(server.username, server.password.read())
+                _starttls(client, context)
+            client.ehlo_or_helo_if_needed()
+            if server.username:
+                client.login(server.username, server.password.read())
+        except BaseException:
+            client.close()
+            raise
         self._client = client
         return client
 
@@ -93,6 +97,14 @@ class SmtpSession:
             with contextlib.suppress(*_CONNECTION_ERRORS):
                 self._client.quit()
             self._client = None
+
+
+def _starttls(client: smtplib.SMTP, context: ssl.SSLContext) -> None:
+    """STARTTLS, refusals named as such: a refused upgrade may be an attacker stripping it."""
+    try:
+        client.starttls(context=context)
+    except smtplib.SMTPResponseException as error:
+        raise smtplib.SMTPResponseException(error.smtp_code, f"STARTTLS refused: {_text(error.smtp_error)}") from error
 
 
 def _transaction(client: smtplib.SMTP, forward: Forward, final_reply_timeout: float) -> Delivery:
@@ -122,5 +134,8 @@ def _by_code(code: int, text: str) -> Delivery:
 
 
 def _reply_text(code: int, reply: bytes | str) -> str:
-    message = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
-    return f"{code} {message}"
+    return f"{code} {_text(reply)}"
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
