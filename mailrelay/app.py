@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from mailrelay.config import Settings
+from mailrelay.health import Thresholds
 from mailrelay.pipeline import Identity
 from mailrelay.policy import Policy, load_policy
 from mailrelay.runner import Limits, Relay
@@ -33,4 +34,5 @@ def build_relay(settings: Settings, store: Store, policy: PolicyHolder) -> Relay
     transport = SmtpTransport(settings.smtp) if settings.smtp else OutboxTransport(settings.outbox)
     limits = Limits(settings.keep_raw_days, settings.retry_seconds, settings.max_forwards_per_sender_per_hour,
                     max_forwards_per_poll=settings.max_forwards_per_poll)
-    return Relay(store, source, transport, policy, Identity.of(settings), limits)
+    thresholds = Thresholds(settings.outage_seconds, settings.quarantined_per_day)
+    return Relay(store, source, transport, policy, Identity.of(settings), limits, thresholds, settings.operators)

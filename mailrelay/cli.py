@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_POLL_FAILED
 
 
-_QUIET = ("explain", "check", "demo", "evaluate", "replay")  # their output is for people; events go to stderr, warnings only
+_QUIET = ("explain", "check", "demo", "evaluate", "replay", "audit", "status")  # their output is for people; events go to stderr, warnings only
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,6 +61,15 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--json", action="store_true")
     replay.set_defaults(handler=_replay)
     commands.add_parser("resume", help="lift a pause the flood brake set").set_defaults(handler=_resume)
+    status = commands.add_parser("status", help="health for people and monitors: exit 0 healthy, 1 degraded, 2 failing")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=_status)
+    commands.add_parser("purge", help="drop raw mails older than keep_raw_days now (the service does it daily)"
+                        ).set_defaults(handler=_purge)
+    audit = commands.add_parser("audit", help="the audit trail: verify, list, show, export")
+    from mailrelay.auditcli import add_audit_commands  # argparse only; the work is imported when it runs
+
+    add_audit_commands(audit)
     demo = commands.add_parser("demo", help="run the relay over a bundled sample inbox, no servers needed")
     demo.add_argument("--workdir", type=Path, default=Path("mailrelay-demo"))
     demo.set_defaults(handler=_demo)
@@ -73,6 +82,7 @@ def _once(arguments) -> int:
     settings, store, relay = _open(arguments.config)
     try:
         relay.poll()
+        relay.purge()
     except SourceError as error:
         print(f"mailrelay: the poll could not run: {error}", file=sys.stderr)
         return EXIT_POLL_FAILED
@@ -99,7 +109,7 @@ def _run(arguments) -> int:
 def _open(config: Path):
     """Settings, the locked store and the relay; refuses a second instance on the same state."""
     from mailrelay.app import PolicyHolder, build_relay
-    from mailrelay.config import load_settings
+    from mailrelay.config import exposed_secrets, load_settings
     from mailrelay.store import AlreadyRunning, Store
 
     settings = load_settings(config)
@@ -110,20 +120,26 @@ def _open(config: Path):
     except AlreadyRunning:
         store.close()
         raise
-    return settings, store, build_relay(settings, store, policy)
+    relay = build_relay(settings, store, policy)
+    for warning in exposed_secrets(settings):
+        relay.log.warning("secret.exposed", problem=warning)
+    return settings, store, relay
 
 
 def _check(arguments) -> int:
     """Every problem of the main file and of the editors' files, in one run."""
-    from mailrelay.config import editor_paths, load_settings
+    from mailrelay.config import editor_paths, exposed_secrets, load_settings
     from mailrelay.policy import load_policy_files
     from mailrelay.tomlcheck import ConfigError
 
     problems = []
     try:
-        load_settings(arguments.config)
+        settings = load_settings(arguments.config)
     except ConfigError as error:
         problems += error.problems
+    else:
+        for warning in exposed_secrets(settings):
+            print(f"warning: {warning}", file=sys.stderr)
     paths = editor_paths(arguments.config)
     try:
         policy = load_policy_files(*paths) if paths else None
@@ -154,6 +170,45 @@ def _resume(arguments) -> int:
         print(f"resumed (was paused: {reason})" if store.resume() else "forwarding was not paused")
     finally:
         store.close()
+    return EXIT_OK
+
+
+def _status(arguments) -> int:
+    """Read-only, beside the service; the exit code is the verdict, for any monitoring system."""
+    from mailrelay import health
+    from mailrelay.config import load_settings
+    from mailrelay.store import Store
+
+    settings = load_settings(arguments.config)
+    if not settings.state_path.exists():
+        print(f"mailrelay: failing: no state file at {settings.state_path}: the relay has never run",
+              file=sys.stderr)
+        return health.FAILING
+    store = Store(settings.state_path, read_only=True)
+    try:
+        state = health.facts(store)
+    finally:
+        store.close()
+    verdict = health.assess(state, health.Thresholds(settings.outage_seconds, settings.quarantined_per_day))
+    if arguments.json:
+        print(json.dumps(health.report(state, verdict), ensure_ascii=False, indent=2))
+    else:
+        print(health.format_report(state, verdict))
+    return verdict.code
+
+
+def _purge(arguments) -> int:
+    from mailrelay.app import PolicyHolder, build_relay
+    from mailrelay.config import load_settings
+    from mailrelay.store import Store
+
+    settings = load_settings(arguments.config)
+    store = Store(settings.state_path)  # no lock: SQLite serialises the purge with a running service
+    try:
+        purged = build_relay(settings, store, PolicyHolder(settings)).purge()
+    finally:
+        store.close()
+    print(f"purged the raw bytes of {purged} mail(s) older than {settings.keep_raw_days} days")
     return EXIT_OK
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from mailrelay.tomlcheck import ConfigError, Key, Problem, TomlFile
 
 SECURITY_MODES = ("tls", "starttls", "plain")
-_TOP_KEYS = ("rules", "signals", "templates", "imap", "maildir", "smtp", "outbox", "state", "schedule", "relay")
+_TOP_KEYS = ("rules", "signals", "templates", "imap", "maildir", "smtp", "outbox", "state", "schedule", "relay",
+             "health")
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,20 @@ class Secret:
         if self.file is None:
             return ""
         try:
-            return self.file.read_text(encoding="utf-8").strip()
+            value = self.file.read_text(encoding="utf-8").strip()
         except OSError as error:
             raise ConfigError([Problem(str(self.file), 0, f"cannot read the password file: {error.strerror}")]) from None
+        return value
+
+    def exposure(self) -> str | None:
+        """A warning when the password file can be read by its group or by anyone (the value is not read)."""
+        try:
+            mode = self.file.stat().st_mode if self.file else 0
+        except OSError:
+            return None
+        if mode & 0o077:
+            return f"{self.file} can be read by others (mode {mode & 0o777:o}); chmod 600 it"
+        return None
 
 
 @dataclass(frozen=True)
@@ -79,6 +91,9 @@ class Settings:
     max_forwards_per_sender_per_hour: int
     max_forwards_per_poll: int
     authserv_id: str
+    outage_seconds: float = 1800
+    quarantined_per_day: int = 10
+    operators: tuple[str, ...] = ()  # who hears of outages; the alert desk when empty
 
 
 def load_settings(path: Path) -> Settings:
@@ -116,6 +131,17 @@ def load_settings(path: Path) -> Settings:
     poll_seconds = doc.get(schedule, "poll_seconds", (int, float), ("schedule",), 60)
     if poll_seconds is not None and poll_seconds < 1:
         doc.problem(("schedule", "poll_seconds"), "poll_seconds must be at least 1")
+    health = _table(doc, data, "health")
+    doc.check_keys(health, ("outage_minutes", "quarantined_per_day", "operators"), ("health",))
+    outage_minutes = doc.get(health, "outage_minutes", (int, float), ("health",), 30)
+    if outage_minutes is not None and outage_minutes <= 0:
+        doc.problem(("health", "outage_minutes"), "outage_minutes must be more than 0")
+    quarantined_per_day = doc.get(health, "quarantined_per_day", int, ("health",), 10)
+    operators = doc.get(health, "operators", list, ("health",), [])
+    for address in operators or []:
+        if not isinstance(address, str) or "@" not in address or not address.isascii():
+            doc.problem(("health", "operators"), f"'{address}' is not a mail address",
+                        hint='a list of addresses: operators = ["it-betrieb@example.org"]')
     from_address = doc.get(relay, "from_address", str, ("relay",))
     if from_address is not None and "@" not in from_address:
         doc.problem(("relay", "from_address"), f"'{from_address}' is not a mail address")
@@ -137,9 +163,18 @@ def load_settings(path: Path) -> Settings:
         max_forwards_per_sender_per_hour=per_sender if per_sender is not None else 10,
         max_forwards_per_poll=per_poll if per_poll is not None else 200,
         authserv_id=doc.get(relay, "authserv_id", str, ("relay",), ""),
+        outage_seconds=float(outage_minutes or 30) * 60,
+        quarantined_per_day=quarantined_per_day if quarantined_per_day is not None else 10,
+        operators=tuple(address for address in operators or [] if isinstance(address, str)),
     )
     doc.raise_if_problems()
     return settings
+
+
+def exposed_secrets(settings: Settings) -> list[str]:
+    """A warning for each password file its group or anyone can read."""
+    endpoints = [part.server for part in (settings.imap, settings.smtp) if part]
+    return [warning for warning in (endpoint.password.exposure() for endpoint in endpoints) if warning]
 
 
 def editor_paths(path: Path) -> tuple[Path, Path, Path] | None:

@@ -68,12 +68,17 @@ def render_alert(lines: list[str], desk: Desk, from_address: str, relay_id: str)
     """A plain note to `desk` that mails went to quarantine; fixed German text, no mail content as markup."""
     body = ("mailrelay hat diese Mails in die Quarantäne verschoben. Sie wurden nicht weitergeleitet;\n"
             "bitte im Postfach-Ordner für die Quarantäne prüfen.\n\n" + "\n".join(lines) + "\n")
+    return render_notice(f"[mailrelay] {len(lines)} Mail(s) in Quarantäne", body, desk, from_address, relay_id)
+
+
+def render_notice(subject: str, body: str, desk: Desk, from_address: str, relay_id: str) -> Forward:
+    """A plain-text note from the relay itself (quarantine, outage), marked so it is never relayed again."""
     message = EmailMessage(policy=_HEADER_POLICY)
     message["From"] = from_address
     message["To"] = ", ".join(desk.addresses)
-    message["Subject"] = f"[mailrelay] {len(lines)} Mail(s) in Quarantäne"
+    message["Subject"] = subject
     message["Date"] = email.utils.formatdate(localtime=True)
-    digest = hashlib.sha256(body.encode("utf-8")).hexdigest()[:32]
+    digest = hashlib.sha256(f"{subject}\x00{body}".encode("utf-8")).hexdigest()[:32]
     message_id = f"<{digest}.alert@{from_address.rpartition('@')[2] or 'mailrelay.invalid'}>"
     message["Message-ID"] = message_id
     message["Auto-Submitted"] = "auto-generated"

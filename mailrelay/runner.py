@@ -1,6 +1,7 @@
 """One poll: the only place that orders side effects (fetch, decide, deliver, record, archive)."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import traceback
@@ -13,7 +14,9 @@ from mailrelay.logs import get_logger
 from mailrelay.model import Action, Decision, Inbound, Processed, RawMail
 from mailrelay.parse import parse
 from mailrelay.pipeline import Identity, decide
-from mailrelay.render import render_alert
+from mailrelay import health
+from mailrelay.render import render_alert, render_notice
+from mailrelay.rules import Desk
 from mailrelay.policy import Policy
 from mailrelay.sources.base import Inbox, MailError, MailSource, SourceError
 from mailrelay.store import FINAL_STATES, MailRecord, Store
@@ -45,7 +48,8 @@ class PollReport:
 
 class Relay:
     def __init__(self, store: Store, source: MailSource, transport, policy: Callable[[], Policy],
-                 identity: Identity, limits: Limits = Limits()):
+                 identity: Identity, limits: Limits = Limits(), thresholds: health.Thresholds = health.Thresholds(),
+                 operators: tuple[str, ...] = ()):
         self.store = store
         self.source = source
         self.transport = transport
@@ -54,9 +58,26 @@ class Relay:
         self.log = get_logger()
         self.limits = limits
         self.stop_requested = False  # set when the service stops; the mail in hand is finished first
+        self.progress: Callable[[], None] = lambda: None  # called after each mail: the service's watchdog
+        self.thresholds = thresholds
+        self.operators = operators
 
     def poll(self) -> PollReport:
-        """Handle every new mail once; SourceError means this poll could not run at all."""
+        """Handle every new mail once; SourceError means this poll could not run at all. Either way the
+        outcome is kept for `status`, and the operators hear of an outage once and of its end once."""
+        try:
+            report = self._poll()
+        except Exception as error:
+            at = _later(0)
+            self.store.set_flags(last_error=f"{type(error).__name__}: {error}", last_error_at=at,
+                                 failing_since=self.store.flag("failing_since") or at)
+            self.check_health()
+            raise
+        self.store.set_flags(last_poll_ok=_later(0), failing_since=None)
+        self.check_health()
+        return report
+
+    def _poll(self) -> PollReport:
         report = PollReport()
         paused = self.store.paused()
         if paused:
@@ -71,10 +92,54 @@ class Relay:
                 outcome = self._handle(raw, inbox, outbox)
                 report.counts[outcome["outcome"]] += 1
                 report.mails.append(outcome)
+                self.progress()
             self._alert(report, outbox)
-        purged = self.store.purge_raw(_later(-self.limits.keep_raw_days * 86400))
-        self.log.info("poll.finished", raw_purged=purged, **report.counts)
+        count, head = self.store.audit_head()
+        # The chain's head in the journal anchors the audit trail outside the state file.
+        self.log.info("poll.finished", audit_records=count, audit_head=head, **report.counts)
         return report
+
+    def purge(self) -> int:
+        """Drop the raw bytes of finished mails older than the retention (the metadata stays, and the
+        purge itself is an audit record)."""
+        purged = self.store.purge_raw(_later(-self.limits.keep_raw_days * 86400))
+        self.log.info("raw.purged", mails=purged, keep_raw_days=self.limits.keep_raw_days)
+        return purged
+
+    def check_health(self) -> None:
+        """Tell the operators once when the relay has not been able to do its job for longer than the
+        outage time, and once when it can again; in the log always, by mail when the SMTP server works."""
+        # A pause has told the editors already, with what to do; the note is for what nobody was told of.
+        verdict = health.assess(dataclasses.replace(health.facts(self.store), paused=None), self.thresholds)
+        since = self.store.flag("outage_since")
+        if verdict.code == health.FAILING and since is None:
+            self.store.set_flags(outage_since=_later(0))
+            self.log.error("health.outage", problems=verdict.problems)
+            self.store.event(None, "health.outage", {"problems": verdict.problems})
+            self._notify_operators("[mailrelay] Störung: Weiterleitung beeinträchtigt",
+                                   "mailrelay kann seine Arbeit seit längerem nicht tun:\n\n", verdict.problems)
+        elif verdict.code != health.FAILING and since is not None:
+            self.store.set_flags(outage_since=None)
+            self.log.warning("health.recovered", outage_since=since, status=verdict.word)
+            self.store.event(None, "health.recovered", {"outage_since": since, "status": verdict.word})
+            self._notify_operators("[mailrelay] Störung behoben",
+                                   f"mailrelay arbeitet wieder (gestört seit {since}).\n\n", verdict.problems)
+
+    def _notify_operators(self, subject: str, opening: str, problems: list[str]) -> None:
+        rules = self.policy().rules
+        addresses = self.operators or (rules.desks[rules.alert_desk].addresses if rules.alert_desk else ())
+        if not addresses:
+            return
+        body = opening + "".join(f"- {problem}\n" for problem in problems) + "\nmailrelay status zeigt den Stand.\n"
+        note = render_notice(subject, body, Desk("operators", "operators", addresses), self.identity.from_address,
+                             self.identity.relay_id)
+        try:
+            with self.transport.open() as outbox:
+                delivery = outbox.send(note)
+        except Exception as error:  # the SMTP server may be the outage; the log has the note then
+            delivery = Delivery(Status.TEMPORARY, f"{type(error).__name__}: {error}")
+        if delivery.status is not Status.ACCEPTED:
+            self.log.error("health.note_failed", subject=subject, reply=delivery.reply)
 
     def _replaced(self, inbox: Inbox, report: PollReport) -> bool:
         """The mailbox was recreated. If most mails the store expects there are not in it, it is not the

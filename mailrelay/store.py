@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import sqlite3
@@ -45,7 +46,8 @@ CREATE TABLE IF NOT EXISTS events (
     at TEXT NOT NULL,
     mail_id INTEGER REFERENCES mails(id),
     event TEXT NOT NULL,
-    detail TEXT NOT NULL
+    detail TEXT NOT NULL,
+    hash TEXT
 );
 CREATE INDEX IF NOT EXISTS events_mail ON events(mail_id);
 CREATE TABLE IF NOT EXISTS flags (
@@ -61,6 +63,8 @@ CREATE TABLE IF NOT EXISTS mailboxes (
 
 # Columns added after the first schema, in order; _migrate adds them to older state files.
 _ADDED_COLUMNS = (("next_attempt", "TEXT"), ("tries", "INTEGER NOT NULL DEFAULT 0"), ("forwarded_at", "TEXT"))
+
+GENESIS = "0" * 64  # the "previous hash" of the first audit record
 
 FINAL_STATES = frozenset({"forwarded", "ignored", "quarantined"})
 
@@ -110,7 +114,7 @@ class Store:
         self._lock = threading.RLock()
         self._lock_file = None
         if read_only:  # for replay beside the running service; a wrong path is an error, not a new file
-            self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=30,
+            self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, timeout=30,
                                        check_same_thread=False)
             self._db.row_factory = sqlite3.Row
             return
@@ -128,6 +132,16 @@ class Store:
         for column, definition in _ADDED_COLUMNS:
             if column not in present:
                 self._db.execute(f"ALTER TABLE mails ADD COLUMN {column} {definition}")
+        if "hash" not in {row["name"] for row in self._db.execute("PRAGMA table_info(events)")}:
+            with self._transaction():  # records from before the chain are chained as they are
+                self._db.execute("ALTER TABLE events ADD COLUMN hash TEXT")
+                previous = GENESIS
+                rows = self._db.execute("SELECT * FROM events ORDER BY id").fetchall()
+                for row in rows:
+                    previous = event_hash(previous, row["at"], row["mail_id"], row["event"], row["detail"])
+                    self._db.execute("UPDATE events SET hash = ? WHERE id = ?", (previous, row["id"]))
+                if rows:  # says from where on the chain vouches for what it holds
+                    self._event(None, "audit.chained", {"records_before": len(rows)})
 
     def close(self) -> None:
         self._db.close()
@@ -243,6 +257,29 @@ class Store:
                 self._event(None, "relay.resumed", {})
         return lifted
 
+    def flag(self, name: str) -> str | None:
+        rows = self._query("SELECT value FROM flags WHERE name = ?", (name,))
+        return rows[0]["value"] if rows else None
+
+    def set_flags(self, **values: str | None) -> None:
+        """Set (or, for None, clear) named values of the relay's health: not audit records."""
+        with self._transaction():
+            for name, value in values.items():
+                if value is None:
+                    self._db.execute("DELETE FROM flags WHERE name = ?", (name,))
+                else:
+                    self._db.execute("INSERT OR REPLACE INTO flags VALUES (?, ?)", (name, value))
+
+    def mail_counts(self, since: str) -> dict:
+        """Figures for the health report: mails waiting for a retry (and the oldest of them), quarantined
+        since `since`, and the last forward."""
+        row = self._query(
+            "SELECT (SELECT count(*) FROM mails WHERE state = 'retry') AS waiting,"
+            " (SELECT min(first_seen) FROM mails WHERE state = 'retry') AS oldest_waiting,"
+            " (SELECT count(*) FROM mails WHERE state = 'quarantined' AND updated >= ?) AS quarantined,"
+            " (SELECT max(forwarded_at) FROM mails) AS last_forward", (since,))[0]
+        return dict(row)
+
     def mailbox_position(self, name: str) -> tuple[int, int] | None:
         """(UIDVALIDITY, highest UID durably recorded) for a mailbox, or None if never seen."""
         rows = self._query("SELECT uidvalidity, last_uid FROM mailboxes WHERE name = ?", (name,))
@@ -261,8 +298,19 @@ class Store:
             return self._db.execute(query, args).fetchall()
 
     def _event(self, mail_id: int | None, event: str, detail: dict) -> None:
-        self._db.execute("INSERT INTO events (at, mail_id, event, detail) VALUES (?, ?, ?, ?)",
-                         (_now(), mail_id, event, json.dumps(detail, ensure_ascii=False, default=str)))
+        """Append one audit record, chained to the one before it (inside the caller's transaction)."""
+        last = self._db.execute("SELECT hash FROM events ORDER BY id DESC LIMIT 1").fetchone()
+        at, text = _now(), json.dumps(detail, ensure_ascii=False, default=str, sort_keys=True)
+        digest = event_hash(last["hash"] if last else GENESIS, at, mail_id, event, text)
+        self._db.execute("INSERT INTO events (at, mail_id, event, detail, hash) VALUES (?, ?, ?, ?, ?)",
+                         (at, mail_id, event, text, digest))
+
+    def audit_head(self) -> tuple[int, str]:
+        """The number of audit records and the newest one's hash: logged, it anchors the chain outside
+        this file, so even a truncated or rewritten chain is found out by comparing with the journal."""
+        rows = self._query("SELECT count(*) AS n, (SELECT hash FROM events ORDER BY id DESC LIMIT 1) AS head"
+                           " FROM events")
+        return rows[0]["n"], rows[0]["head"] or GENESIS
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -276,6 +324,12 @@ class Store:
                 if self._db.in_transaction:  # SQLite may have rolled back by itself already
                     self._db.execute("ROLLBACK")
                 raise
+
+
+def event_hash(previous: str, at: str, mail_id: int | None, event: str, detail: str) -> str:
+    """The hash of one audit record: its fields as stored and the hash of the record before it."""
+    fields = json.dumps([previous, at, mail_id, event, detail], ensure_ascii=False)
+    return hashlib.sha256(fields.encode("utf-8")).hexdigest()
 
 
 def _record(row: sqlite3.Row) -> MailRecord:

@@ -266,7 +266,7 @@ def test_raw_bytes_are_purged_after_the_retention_only_for_finished_mail(config,
     assert once(config) == 0
     assert raw_count() == 1  # the auto-reply's bytes are gone, the waiting application's are kept
     assert once(config) == 0
-    assert len(smtp_sink.received) == 1 and raw_count() == 0
+    assert len(forwards(smtp_sink)) == 1 and raw_count() == 0
     assert [event for _, event, _ in audit_events(config.parent)].count("raw.purged") == 2
 
 

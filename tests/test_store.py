@@ -37,3 +37,22 @@ def test_read_only_store_does_not_create_a_missing_file(tmp_path):
     with pytest.raises(sqlite3.OperationalError):
         Store(tmp_path / "missing.sqlite", read_only=True).find("x")
     assert not (tmp_path / "missing.sqlite").exists()
+
+
+def test_an_audit_trail_from_before_the_hash_chain_is_chained_and_says_so(tmp_path):
+    """Older records get their hashes in order, a record says how many there were, and the chain verifies."""
+    from mailrelay import audit
+
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, mail_id INTEGER,"
+                   " event TEXT NOT NULL, detail TEXT NOT NULL)")
+        db.executemany("INSERT INTO events (at, mail_id, event, detail) VALUES (?, NULL, ?, '{}')",
+                       [("2026-01-01T00:00:00.000+00:00", "config.reloaded"),
+                        ("2026-01-02T00:00:00.000+00:00", "relay.paused")])
+    Store(path).close()
+    with audit.open_trail(path) as db:
+        verdict = audit.verify(db)
+        events = [row["event"] for row in db.execute("SELECT event FROM events ORDER BY id")]
+    assert verdict.intact and verdict.records == 3
+    assert events == ["config.reloaded", "relay.paused", "audit.chained"]

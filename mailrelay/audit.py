@@ -1,0 +1,352 @@
+"""The audit trail read back, read-only beside the service: verify the hash chain, list, show, export."""
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import re
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import IO, Callable, Iterator
+
+from mailrelay.store import GENESIS, event_hash
+
+_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+_PROBLEMS = {
+    "altered": "its contents were altered, or the record before it was altered and its hash recomputed",
+    "unhashed": "it has no hash: it was written outside the relay",
+}
+LIST_COLUMNS = ("id", "first_seen", "state", "kind", "route", "from_address", "subject", "message_id")
+EXPORT_COLUMNS = ("id", "at", "mail_id", "message_id", "from_address", "subject", "event", "detail", "hash")
+_SPREADSHEET_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+class TrailError(Exception):
+    """The state file is missing, or holds no readable audit trail."""
+
+
+@contextlib.contextmanager
+def open_trail(path: Path) -> Iterator[sqlite3.Connection]:
+    """A read-only connection (no lock, so it runs beside the service) inside one read transaction:
+    every query sees the same snapshot while the relay goes on appending."""
+    if not path.exists():
+        raise TrailError(f"no state file at {path}: nothing has been recorded yet")
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, timeout=30)
+    db.row_factory = sqlite3.Row
+    try:
+        db.execute("BEGIN")
+        columns = {row["name"] for row in db.execute("PRAGMA table_info(events)")}
+        if "hash" not in columns:
+            raise TrailError(f"{path} has no hash-chained audit trail"
+                             + (" yet: the relay chains it when it next starts" if columns else ""))
+        yield db
+    except sqlite3.DatabaseError as error:
+        raise TrailError(f"{path} is not a readable state file: {error}") from error
+    finally:
+        db.close()
+
+
+def parse_since(text: str, now: datetime | None = None) -> str:
+    """'30d', '12h' or '90m' before now, or an ISO date or time (UTC unless it names a zone), as the
+    store writes its timestamps, so they compare as strings."""
+    relative = re.fullmatch(r"(\d+)([dhm])", text.strip())
+    if relative:
+        moment = (now or datetime.now(timezone.utc)) - timedelta(**{_UNITS[relative[2]]: int(relative[1])})
+    else:
+        try:
+            moment = datetime.fromisoformat(text.strip())
+        except ValueError:
+            raise ValueError(f"takes 30d, 12h, 90m or a date like 2026-11-11, not {text!r}") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+
+# verify
+
+
+@dataclass(frozen=True)
+class Break:
+    """One place where the chain does not hold: an altered record, or a run of missing ones."""
+
+    first: int
+    last: int
+    problem: str  # altered | unhashed | missing | truncated
+    at: str = ""
+    event: str = ""
+
+    def describe(self) -> str:
+        if self.problem in _PROBLEMS:
+            return f"audit trail broken at record {self.first} ({self.at}, {self.event}): {_PROBLEMS[self.problem]}"
+        span = f"record {self.first}" if self.first == self.last else f"records {self.first}-{self.last}"
+        newest = " (the newest)" if self.problem == "truncated" else ""
+        verb = "is" if self.first == self.last else "are"
+        return f"audit trail broken: {span}{newest} {verb} missing"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What walking the chain found: the number of records, the newest hash, and every break."""
+
+    records: int
+    head: str
+    breaks: tuple[Break, ...]
+
+    @property
+    def intact(self) -> bool:
+        return not self.breaks
+
+    def describe(self) -> str:
+        if self.intact:
+            return f"audit trail intact: {self.records} records, head {self.head[:16]}"
+        further = [f"  also: {item.describe()}" for item in self.breaks[1:]]
+        return "\n".join([self.breaks[0].describe(), *further, f"({self.records} records checked)"])
+
+    def as_dict(self) -> dict:
+        return {"intact": self.intact, "records": self.records, "head": self.head,
+                "breaks": [dict(vars(item), message=item.describe()) for item in self.breaks]}
+
+
+def verify(db: sqlite3.Connection) -> Verdict:
+    """Walk the events in id order: each record's hash must follow from its stored fields and the stored
+    hash of the record before it; a gap in the ids (AUTOINCREMENT never reuses one) is a removal.
+
+    The chain alone cannot show that the newest records were cut off: the rest still chains. SQLite's
+    AUTOINCREMENT counter catches a plain DELETE of them, but someone editing the file can reset that
+    too; the head hash the relay logs with each `poll.finished` is what anchors the end. The chain covers
+    the events only: the `mails` table is the relay's working copy and can be changed unnoticed."""
+    breaks: list[Break] = []
+    previous: str | None = GENESIS  # None: the record before has no hash, so this one cannot be checked
+    expected, count = 1, 0
+    for row in db.execute("SELECT id, at, mail_id, event, detail, hash FROM events ORDER BY id"):
+        count += 1
+        if row["id"] > expected:
+            breaks.append(Break(expected, row["id"] - 1, "missing"))
+        elif previous is not None and (problem := _problem(row, previous)):
+            breaks.append(Break(row["id"], row["id"], problem, str(row["at"]), str(row["event"])))
+        previous, expected = row["hash"], row["id"] + 1
+    issued = _last_issued_id(db)
+    if issued >= expected:
+        breaks.append(Break(expected, issued, "truncated"))
+    return Verdict(count, previous or GENESIS, tuple(breaks))
+
+
+def _problem(row: sqlite3.Row, previous: str) -> str | None:
+    if row["hash"] is None:
+        return "unhashed"
+    try:
+        digest = event_hash(previous, row["at"], row["mail_id"], row["event"], row["detail"])
+    except TypeError:  # a field rewritten as a blob
+        return "altered"
+    return None if digest == row["hash"] else "altered"
+
+
+def _last_issued_id(db: sqlite3.Connection) -> int:
+    try:
+        row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+    except sqlite3.OperationalError:  # no AUTOINCREMENT table has ever been written
+        return 0
+    return int(row["seq"]) if row else 0
+
+
+# list
+
+
+@dataclass(frozen=True)
+class MailFilter:
+    """The filters of `audit list`; each given one must hold."""
+
+    since: str | None = None
+    sender: str | None = None
+    desk: str | None = None
+    kind: str | None = None
+
+
+def list_mails(db: sqlite3.Connection, where: MailFilter) -> list[dict]:
+    """The mails the filters select, oldest first."""
+    clauses = [(f"{column} {operator} ?", value) for column, operator, value in
+               (("first_seen", ">=", where.since), ("route", "=", where.desk), ("kind", "=", where.kind))
+               if value is not None]
+    condition = " WHERE " + " AND ".join(clause for clause, _ in clauses) if clauses else ""
+    rows = db.execute(f"SELECT {', '.join(LIST_COLUMNS)} FROM mails{condition} ORDER BY id",
+                      [value for _, value in clauses])
+    mails = [dict(row) for row in rows]
+    if where.sender:  # in Python: SQLite's lower() knows only ASCII
+        needle = where.sender.casefold()
+        mails = [mail for mail in mails if needle in mail["from_address"].casefold()]
+    return mails
+
+
+def format_list(mails: list[dict]) -> str:
+    if not mails:
+        return "no mails match"
+    rows = [("first seen (UTC)", "state", "kind", "desk", "from", "subject", "message-id")]
+    rows += [(_time(mail["first_seen"]), mail["state"], mail["kind"] or "-", mail["route"] or "-",
+              mail["from_address"] or "-", _shorten(mail["subject"], 50), mail["message_id"] or "-")
+             for mail in mails]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
+    lines = ["  ".join([*(cell.ljust(width) for cell, width in zip(row, widths)), row[-1]]) for row in rows]
+    return "\n".join([*lines, f"{len(mails)} mail{'s' if len(mails) != 1 else ''}"])
+
+
+# show
+
+
+def find_mails(db: sqlite3.Connection, identifier: str) -> list[sqlite3.Row]:
+    """Mails by Message-ID (with or without its angle brackets), else by mail number, else by a prefix of
+    at least 8 hex digits of the sha256. Several mails may share a Message-ID: all are returned."""
+    bare = identifier.strip().removeprefix("<").removesuffix(">").strip()
+    if not bare:
+        return []
+    rows = db.execute("SELECT * FROM mails WHERE message_id = ? OR instr(message_id, ?) > 0 ORDER BY id",
+                      (bare, f"<{bare}>")).fetchall()
+    if not rows and bare.isdigit():
+        rows = db.execute("SELECT * FROM mails WHERE id = ?", (int(bare),)).fetchall()
+    if not rows and re.fullmatch(r"[0-9a-fA-F]{8,64}", bare):
+        rows = db.execute("SELECT * FROM mails WHERE substr(sha256, 1, ?) = ? ORDER BY id",
+                          (len(bare), bare.lower())).fetchall()
+    return rows
+
+
+def story(db: sqlite3.Connection, mail: sqlite3.Row) -> dict:
+    """One mail's metadata and every audit record about it, in order."""
+    events = db.execute("SELECT id, at, event, detail, hash FROM events WHERE mail_id = ? ORDER BY id", (mail["id"],))
+    return {"mail": {key: mail[key] for key in mail.keys()},
+            "events": [dict(row, detail=_parsed(row["detail"])) for row in events]}
+
+
+def format_story(told: dict) -> str:
+    mail = told["mail"]
+    lines = [f"mail {mail['id']}: {mail['message_id'] or '(no Message-ID)'}"]
+    lines += [f"  {label:<11} {value}" for label, value in _facts(mail) if value]
+    lines.append("events:")
+    for event in told["events"]:
+        first, *more = _event_lines(event["event"], event["detail"]) or [""]
+        lines.append(f"  {_time(event['at'])}  {event['event']:<16} {first}".rstrip())
+        lines += [f"  {'':<19}  {'':<16} {line}" for line in more]
+    return "\n".join(lines)
+
+
+def _facts(mail: dict) -> list[tuple[str, str]]:
+    classification = ", ".join(f"{name} {mail[name]}" for name in ("kind", "sender", "level", "country") if mail[name])
+    state = mail["state"] + (f", archived to {mail['archived_to']}" if mail["archived_to"] else ", not archived")
+    forward = mail["forward_message_id"] and f"{mail['forward_message_id']} at {mail['forwarded_at'] or '?'}"
+    return [("from", mail["from_address"]), ("subject", mail["subject"]), ("first seen", mail["first_seen"]),
+            ("state", state), ("classified", classification), ("decided", _decision(mail)), ("reason", mail["reason"]),
+            ("forward", forward), ("sha256", mail["sha256"]), ("source", mail["source_key"])]
+
+
+def _decision(mail: dict) -> str:
+    if not mail["rule"]:
+        return ""
+    route = f"to desk {mail['route']}" if mail["route"] and mail["route"] != "none" else "not forwarded"
+    return f"{route}, by rule {mail['rule']}" + (f" (rules {mail['rules_version']})" if mail["rules_version"] else "")
+
+
+def _event_lines(event: str, detail: object) -> list[str]:
+    if not isinstance(detail, dict):
+        return [f"unreadable detail: {detail!r}"]
+    return _DETAIL_FORMATS.get(event, _generic)(detail)
+
+
+def _decided(detail: dict) -> list[str]:
+    lines = [f"{detail.get('action')} -> {detail.get('route')} by rule {detail.get('rule')}"
+             + (f": {detail['reason']}" if detail.get("reason") else "")]
+    classification = detail.get("classification")
+    if isinstance(classification, dict):
+        lines.append(_classification(classification))
+    lines += [_evidence(item) for item in detail.get("evidence") or []]
+    return lines
+
+
+def _classification(found: dict) -> str:
+    level = f" ({found['level']})" if found.get("level") else ""
+    failed = f", unauthenticated: {', '.join(found['unauthenticated'])}" if found.get("unauthenticated") else ""
+    return (f"{found.get('kind')}, sender {found.get('sender')}{level}, country {found.get('country')},"
+            f" confidence {found.get('confidence')}{failed}")
+
+
+def _evidence(item: object) -> str:
+    if not isinstance(item, dict):
+        return f"evidence {item}"
+    return (f"evidence {item.get('field')} = {item.get('value')}: {item.get('signal')}"
+            f" [{item.get('where')}, weight {item.get('weight')}]")
+
+
+def _delivery(detail: dict) -> list[str]:
+    recipients = ", ".join(detail.get("recipients") or [])
+    lines = [f"to {detail.get('desk')} ({recipients}): {detail.get('reply')}"]
+    if detail.get("refused"):
+        lines.append(f"refused by the server: {', '.join(detail['refused'])}")
+    if detail.get("next_attempt"):
+        lines.append(f"next attempt {detail['next_attempt']}")
+    return lines
+
+
+def _generic(detail: dict) -> list[str]:
+    return [", ".join(f"{key} {_plain(value)}" for key, value in detail.items())]
+
+
+_DETAIL_FORMATS: dict[str, Callable[[dict], list[str]]] = {
+    "mail.decided": _decided,
+    "mail.forwarded": _delivery,
+    "mail.deferred": _delivery,
+    "mail.refused": _delivery,
+    "mail.archived": lambda detail: [f"to {detail.get('mailbox')}"],
+    "mail.failed": lambda detail: [f"{detail.get('error')} (at {detail.get('at')})"],
+}
+
+
+# export
+
+
+def export_rows(db: sqlite3.Connection, since: str | None) -> Iterator[dict]:
+    """Every audit record, oldest first, with its mail's Message-ID, sender and subject."""
+    condition = " WHERE events.at >= ?" if since else ""
+    rows = db.execute("SELECT events.id, events.at, events.mail_id, mails.message_id, mails.from_address,"
+                      " mails.subject, events.event, events.detail, events.hash FROM events"
+                      f" LEFT JOIN mails ON mails.id = events.mail_id{condition} ORDER BY events.id",
+                      (since,) if since else ())
+    return (dict(row) for row in rows)
+
+
+def write_export(rows: Iterator[dict], form: str, out: IO[str]) -> int:
+    """CSV keeps each detail as the JSON text the hash covers; JSON lines give it as an object.
+    In CSV a sender's text that a spreadsheet would run as a formula is prefixed with a quote."""
+    count = 0
+    writer = csv.DictWriter(out, EXPORT_COLUMNS) if form == "csv" else None
+    if writer:
+        writer.writeheader()
+    for count, row in enumerate(rows, 1):
+        if writer:
+            writer.writerow({key: _inert(value) for key, value in row.items()})
+        else:
+            out.write(json.dumps(dict(row, detail=_parsed(row["detail"])), ensure_ascii=False) + "\n")
+    return count
+
+
+def _inert(value: object) -> object:
+    return f"'{value}" if isinstance(value, str) and value.startswith(_SPREADSHEET_FORMULA) else value
+
+
+def _parsed(text: object) -> object:
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return text  # shown as it is: verify says whether it was altered
+
+
+def _plain(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _time(stamp: str | None) -> str:
+    """'2026-11-28T05:35:26.123+00:00' as '2026-11-28 05:35:26' (the store writes UTC)."""
+    return (stamp or "")[:19].replace("T", " ")
+
+
+def _shorten(text: str | None, width: int) -> str:
+    text = " ".join((text or "").split()) or "(no subject)"
+    return text if len(text) <= width else text[:width - 1] + "…"
