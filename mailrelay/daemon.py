@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import queue
 import signal
+import time
 from datetime import datetime, timedelta, timezone
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from mailrelay.app import PolicyHolder
 from mailrelay.logs import get_logger
+from mailrelay.notify import Notifier
 from mailrelay.runner import Relay
 from mailrelay.sources.base import SourceError
 from mailrelay.tomlcheck import ConfigError
@@ -18,49 +20,109 @@ _MAX_BACKOFF = 900.0  # seconds between polls at most while the servers cannot b
 
 
 class Daemon:
-    def __init__(self, relay: Relay, policy: PolicyHolder, poll_seconds: float):
+    def __init__(self, relay: Relay, policy: PolicyHolder, poll_seconds: float, notifier: Notifier | None = None):
         self.relay = relay
         self.policy = policy
         self.poll_seconds = poll_seconds
         self.log = get_logger()
+        self.notifier = notifier or Notifier()
         # Signal handlers only queue the signal (SimpleQueue.put is safe there); the main
         # thread acts on it. A handler that logged could deadlock on the log's own lock.
         self.signals: queue.SimpleQueue[int] = queue.SimpleQueue()
-        # One worker: polls run one after another, never side by side.
+        # One worker: polls (and the daily purge) run one after another, never side by side.
         self.scheduler = BackgroundScheduler(executors={"default": {"type": "threadpool", "max_workers": 1}})
         self.failures = 0  # polls in a row that could not reach the servers
+        self.polling = False
+        self.last_progress = time.monotonic()  # a mail handled, or a poll begun or ended
+        relay.progress = self._progressed
 
     def run(self) -> None:
         """Poll now and then every poll_seconds until SIGTERM or SIGINT; SIGHUP reloads."""
         for signum in _STOP_SIGNALS + (signal.SIGHUP,):
             signal.signal(signum, lambda received, frame: self.signals.put(received))
+        now = datetime.now(timezone.utc)
         # A poll still running when the next is due is not doubled: the late one is skipped.
         self.scheduler.add_job(self.poll, "interval", seconds=self.poll_seconds, id="poll",
-                               max_instances=1, coalesce=True, next_run_time=datetime.now(timezone.utc))
+                               max_instances=1, coalesce=True, next_run_time=now)
+        self.scheduler.add_job(self.purge, "interval", days=1, id="purge", max_instances=1, coalesce=True,
+                               next_run_time=now + timedelta(minutes=1))
         self.scheduler.start()
-        self.log.info("daemon.started", poll_seconds=self.poll_seconds, rules_version=self.policy().version)
-        while (signum := self.signals.get()) not in _STOP_SIGNALS:
+        records, head = self.relay.store.audit_head()
+        self.log.info("daemon.started", poll_seconds=self.poll_seconds, rules_version=self.policy().version,
+                      watchdog_seconds=self.notifier.watchdog_seconds, audit_records=records, audit_head=head)
+        self.notifier.send("READY=1", "STATUS=started; first poll under way")
+        heartbeat = self.notifier.watchdog_seconds / 4 if self.notifier.watchdog_seconds else None
+        while True:
+            try:
+                signum = self.signals.get(timeout=heartbeat)
+            except queue.Empty:
+                self._watchdog()
+                continue
+            if signum in _STOP_SIGNALS:
+                break
+            self.notifier.send("RELOADING=1", "STATUS=reloading the rules, signals and templates")
             self.reload()
+            self.notifier.send("READY=1", f"STATUS=rules version {self.policy().version}")
         self.log.info("daemon.stopping", signal=signal.Signals(signum).name)
+        self.notifier.send("STOPPING=1", "STATUS=stopping: finishing the mail in hand")
         self.relay.stop_requested = True  # the mail in hand is finished, the rest wait for the next start
         self.scheduler.shutdown(wait=True)
-        self.log.info("daemon.stopped")
+        records, head = self.relay.store.audit_head()
+        self.log.info("daemon.stopped", audit_records=records, audit_head=head)
+
+    def alive(self) -> bool:
+        """Whether the watchdog may be told all is well: the scheduler runs, and a poll under way has
+        handled a mail within the watchdog time. A poll stuck without progress lets systemd restart us."""
+        if not self.scheduler.running or self.scheduler.get_job("poll") is None:
+            return False
+        limit = self.notifier.watchdog_seconds or float("inf")
+        return not self.polling or time.monotonic() - self.last_progress < limit
+
+    def _watchdog(self) -> None:
+        if self.alive():
+            self.notifier.send("WATCHDOG=1")
+        else:
+            self.log.error("daemon.stalled", seconds_without_progress=round(time.monotonic() - self.last_progress))
+
+    def _progressed(self) -> None:
+        self.last_progress = time.monotonic()
 
     def poll(self) -> None:
+        self.polling = True
+        self._progressed()
         try:
-            self.relay.poll()
+            self._poll()
+        finally:
+            self.polling = False
+            self._progressed()
+
+    def _poll(self) -> None:
+        try:
+            report = self.relay.poll()
         except SourceError as error:
             self.failures += 1
             wait = min(self.poll_seconds * 2 ** min(self.failures - 1, 16), max(self.poll_seconds, _MAX_BACKOFF))
             self.log.error("poll.failed", error=str(error), failures=self.failures, next_poll_in=wait)
             # Back off while the server is away, so a long outage is not a connection attempt a second.
             self.scheduler.modify_job("poll", next_run_time=datetime.now(timezone.utc) + timedelta(seconds=wait))
+            self.notifier.send("WATCHDOG=1", f"STATUS=poll failed at {_clock()} ({error}); next try in {wait:.0f} s")
             return
-        except Exception:  # the next poll starts afresh; the traceback goes to the log
+        except Exception as error:  # the next poll starts afresh; the traceback goes to the log
             self.log.exception("poll.crashed")
+            self.notifier.send(f"STATUS=poll crashed at {_clock()}: {type(error).__name__}")
+            return
         if self.failures:
             self.log.info("poll.recovered", after_failures=self.failures)
         self.failures = 0
+        waiting = self.relay.store.mail_counts(datetime.now(timezone.utc).isoformat())["waiting"]
+        self.notifier.send("WATCHDOG=1", f"STATUS=last poll {_clock()}, {report.counts['forwarded']} forwarded, "
+                                         f"{waiting} queued")
+
+    def purge(self) -> None:
+        try:
+            self.relay.purge()
+        except Exception:  # tried again tomorrow; the traceback goes to the log
+            self.log.exception("raw.purge_failed")
 
     def reload(self) -> None:
         """Swap in freshly loaded rules, signals and templates; on any problem keep the old ones."""
@@ -73,3 +135,7 @@ class Daemon:
             return
         self.log.info("config.reloaded", rules_version=version)
         self.relay.store.event(None, "config.reloaded", {"rules_version": version})
+
+
+def _clock() -> str:
+    return datetime.now().strftime("%H:%M")

@@ -17,11 +17,11 @@ SECOND_APPLICATION = (REPO / "mailrelay" / "demo" / "mails" / "02-application-re
 
 
 @contextlib.contextmanager
-def _running(config):
+def _running(config, **environment: str):
     """`mailrelay run` as systemd would start it, its JSON log on a pipe; killed if a test leaves it running."""
     process = subprocess.Popen([sys.executable, "-m", "mailrelay", "--config", str(config), "run"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=config.parent,
-                               env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                               env=dict(os.environ, PYTHONUNBUFFERED="1", **environment))
     try:
         yield process
     finally:
@@ -90,3 +90,90 @@ def test_daemon_backs_off_while_the_imap_server_is_unreachable(tmp_path, dovecot
     assert [f["next_poll_in"] for f in failures] == [1.0, 2.0, 4.0]
     times = [datetime.fromisoformat(f["timestamp"].replace("Z", "+00:00")) for f in failures]
     assert (times[2] - times[1]).total_seconds() > 1.5
+
+
+@contextlib.contextmanager
+def _notify_socket():
+    """A datagram socket where systemd would listen, and the messages that arrive on it."""
+    import socket
+    import tempfile
+    import threading
+
+    directory = tempfile.mkdtemp(prefix="notify-")  # short: a socket path is at most 107 bytes
+    path = os.path.join(directory, "notify")
+    messages: list[tuple[float, str]] = []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(path)
+        sock.settimeout(0.2)
+        done = threading.Event()
+
+        def receive() -> None:
+            while not done.is_set():
+                try:
+                    messages.append((time.monotonic(), sock.recv(4096).decode()))
+                except TimeoutError:
+                    continue
+
+        thread = threading.Thread(target=receive, daemon=True)
+        thread.start()
+        try:
+            yield path, messages
+        finally:
+            done.set()
+            thread.join(timeout=5)
+            os.unlink(path)
+            os.rmdir(directory)
+
+
+def _wait_for_message(messages: list[tuple[float, str]], text: str, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [message for _, message in messages if text in message]
+        if found:
+            return found[-1]
+        time.sleep(0.05)
+    raise AssertionError(f"no notify message with {text!r}; got {[m for _, m in messages]}")
+
+
+def test_daemon_speaks_the_systemd_notify_protocol(tmp_path, dovecot, imap_user, smtp_sink):
+    """READY once started, STATUS a person can read after each poll, WATCHDOG while all is well,
+    RELOADING then READY around a reload, STOPPING on SIGTERM."""
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, schedule="poll_seconds = 1")
+    dovecot.append(imap_user, "INBOX", APPLICATION)
+    with _notify_socket() as (path, messages), _running(config, NOTIFY_SOCKET=path, WATCHDOG_USEC="2000000") as process:
+        assert "READY=1" in _wait_for_message(messages, "READY=1")
+        status = _wait_for_message(messages, "1 forwarded")
+        assert "STATUS=last poll" in status and "0 queued" in status
+        time.sleep(2.5)  # the heartbeat keeps the watchdog fed between polls
+        assert len([m for _, m in messages if "WATCHDOG=1" in m]) >= 3
+        process.send_signal(signal.SIGHUP)
+        _wait_for_message(messages, "RELOADING=1")
+        assert "READY=1" in _wait_for_message(messages, "STATUS=rules version")
+        reloading_at = next(at for at, m in messages if "RELOADING=1" in m)
+        assert next(at for at, m in messages if "STATUS=rules version" in m) >= reloading_at
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert "STOPPING=1" in _wait_for_message(messages, "STOPPING=1", timeout=5)
+    assert smtp_sink.wait_for(1)
+
+
+def test_watchdog_goes_quiet_while_a_poll_hangs(tmp_path, dovecot, imap_user):
+    """An SMTP server that accepts the connection and never says a word: the poll makes no progress,
+    so the relay stops feeding the watchdog (systemd would restart it) and logs that it stalled."""
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # the kernel accepts; nobody ever answers
+        smtp = f'[smtp]\nhost = "127.0.0.1"\nport = {silent.getsockname()[1]}\nsecurity = "plain"\ntimeout = 8\n'
+        config = write_config(tmp_path, dovecot, imap_user, smtp=smtp, schedule="poll_seconds = 60")
+        dovecot.append(imap_user, "INBOX", APPLICATION)
+        lines: list[dict] = []
+        with _notify_socket() as (path, messages), \
+                _running(config, NOTIFY_SOCKET=path, WATCHDOG_USEC="2000000") as process:
+            _wait_for_event(process, lines, "mail.sending")
+            sending_at = time.monotonic()
+            _wait_for_event(process, lines, "daemon.stalled", timeout=10)
+            time.sleep(1)
+            quiet = [at for at, m in messages if "WATCHDOG=1" in m and sending_at + 2.1 < at < time.monotonic()]
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+    assert quiet == []
