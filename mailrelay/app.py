@@ -33,6 +33,6 @@ def build_relay(settings: Settings, store: Store, policy: PolicyHolder) -> Relay
     source = ImapSource(settings.imap) if settings.imap else MaildirSource(settings.maildir)
     transport = SmtpTransport(settings.smtp) if settings.smtp else OutboxTransport(settings.outbox)
     limits = Limits(settings.keep_raw_days, settings.retry_seconds, settings.max_forwards_per_sender_per_hour,
-                    max_forwards_per_poll=settings.max_forwards_per_poll)
+                    settings.max_forwards_per_thread_per_hour, max_forwards_per_poll=settings.max_forwards_per_poll)
     thresholds = Thresholds(settings.outage_seconds, settings.quarantined_per_day)
     return Relay(store, source, transport, policy, Identity.of(settings), limits, thresholds, settings.operators)

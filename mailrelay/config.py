@@ -91,6 +91,7 @@ class Settings:
     max_forwards_per_sender_per_hour: int
     max_forwards_per_poll: int
     authserv_id: str
+    max_forwards_per_thread_per_hour: int = 10
     outage_seconds: float = 1800
     quarantined_per_day: int = 10
     operators: tuple[str, ...] = ()  # who hears of outages; the alert desk when empty
@@ -109,14 +110,17 @@ def load_settings(path: Path) -> Settings:
     _exactly_one(doc, data, ("imap", "maildir"), "mail source")
     _exactly_one(doc, data, ("smtp", "outbox"), "transport")
     relay = _table(doc, data, "relay")
-    doc.check_keys(relay, ("from_address", "id", "max_forwards_per_sender_per_hour", "max_forwards_per_poll",
-                           "authserv_id"), ("relay",))
+    doc.check_keys(relay, ("from_address", "id", "max_forwards_per_sender_per_hour",
+                           "max_forwards_per_thread_per_hour", "max_forwards_per_poll", "authserv_id"), ("relay",))
     per_poll = doc.get(relay, "max_forwards_per_poll", int, ("relay",), 200)
     if per_poll is not None and per_poll < 1:
         doc.problem(("relay", "max_forwards_per_poll"), "max_forwards_per_poll must be at least 1")
     per_sender = doc.get(relay, "max_forwards_per_sender_per_hour", int, ("relay",), 10)
     if per_sender is not None and per_sender < 1:
         doc.problem(("relay", "max_forwards_per_sender_per_hour"), "max_forwards_per_sender_per_hour must be at least 1")
+    per_thread = doc.get(relay, "max_forwards_per_thread_per_hour", int, ("relay",), 10)
+    if per_thread is not None and per_thread < 1:
+        doc.problem(("relay", "max_forwards_per_thread_per_hour"), "max_forwards_per_thread_per_hour must be at least 1")
     state = _table(doc, data, "state")
     doc.check_keys(state, ("path", "keep_raw_days"), ("state",))
     keep_raw_days = doc.get(state, "keep_raw_days", int, ("state",), 30)
@@ -161,6 +165,7 @@ def load_settings(path: Path) -> Settings:
         from_address=(from_address or "").lower(),
         relay_id=doc.get(relay, "id", str, ("relay",), "mailrelay"),
         max_forwards_per_sender_per_hour=per_sender if per_sender is not None else 10,
+        max_forwards_per_thread_per_hour=per_thread if per_thread is not None else 10,
         max_forwards_per_poll=per_poll if per_poll is not None else 200,
         authserv_id=doc.get(relay, "authserv_id", str, ("relay",), ""),
         outage_seconds=float(outage_minutes or 30) * 60,

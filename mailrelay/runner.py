@@ -34,6 +34,7 @@ class Limits:
     keep_raw_days: int = 30
     retry_seconds: tuple[float, float] = (60, 3600)
     forwards_per_sender_per_hour: int = 10
+    forwards_per_thread_per_hour: int = 10
     max_tries: int = 3  # tries of one mail that end the process before it gives up on the mail
     max_forwards_per_poll: int = 200  # more in one poll looks like lost state, not mail: pause and alert
 
@@ -229,7 +230,7 @@ class Relay:
         """Record the mail and its bytes before anything else is done with it."""
         from_address = inbound.from_.address if inbound and inbound.from_ else ""
         mail_id = self.store.add_mail(sha256, inbound.message_id if inbound else "", raw.key, from_address,
-                                      inbound.subject if inbound else "", raw.data)
+                                      inbound.subject if inbound else "", raw.data, thread_of(inbound) if inbound else None)
         self.log.info("mail.received", mail_id=mail_id, source=raw.key, sha256=sha256,
                       message_id=inbound.message_id if inbound else "")
         return mail_id
@@ -270,11 +271,9 @@ class Relay:
 
     def _deliver(self, mail_id: int, key: str, processed: Processed, inbox: Inbox, outbox) -> dict:
         forward = processed.forward
-        sender = processed.inbound.from_.address if processed.inbound.from_ else ""
-        if self.store.forwards_from(sender, _later(-3600)) >= self.limits.forwards_per_sender_per_hour:
-            # A sender (or a loop through one) producing mail faster than people write it.
-            detail = {"sender": sender, "limit": self.limits.forwards_per_sender_per_hour}
-            reason = f"more than {detail['limit']} forwards from {sender} within an hour"
+        tripped = self._breaker(processed.inbound)
+        if tripped:
+            detail, reason = tripped
             self._audit(mail_id, "mail.circuit_breaker", detail, severity="error", state="quarantined", reason=reason)
             return dict(self._archive(mail_id, key, "quarantined", inbox, processed), error=reason)
         self._audit(mail_id, "mail.sending", {"desk": forward.desk, "message_id": forward.message_id},
@@ -294,6 +293,19 @@ class Relay:
             return _summary(key, "deferred", processed)
         self._audit(mail_id, "mail.refused", detail=detail, severity="warning", state="quarantined")
         return dict(self._archive(mail_id, key, "quarantined", inbox, processed), error=f"refused: {delivery.reply}")
+
+    def _breaker(self, inbound: Inbound) -> tuple[dict, str] | None:
+        """A sender or a thread producing forwards faster than people write mail: a loop, or a flood."""
+        hour_ago = _later(-3600)
+        sender = inbound.from_.address if inbound.from_ else ""
+        limit = self.limits.forwards_per_sender_per_hour
+        if self.store.forwards_from(sender, hour_ago) >= limit:
+            return {"sender": sender, "limit": limit}, f"more than {limit} forwards from {sender} within an hour"
+        thread = thread_of(inbound)
+        limit = self.limits.forwards_per_thread_per_hour
+        if thread and self.store.forwards_in_thread(thread, hour_ago) >= limit:
+            return {"thread": thread, "limit": limit}, f"more than {limit} forwards in the thread {thread} within an hour"
+        return None
 
     def _alert(self, report: PollReport, outbox) -> None:
         """One note per poll to the alert desk naming the mails quarantined; in the log if it cannot be sent."""
@@ -342,6 +354,16 @@ class Relay:
         detail = detail or {}
         getattr(self.log, severity)(event, mail_id=mail_id, **detail)
         self.store.update(mail_id, event, detail, **columns)
+
+
+def thread_of(inbound: Inbound) -> str | None:
+    """The thread a mail answers: the first Message-ID of its References, else its In-Reply-To."""
+    for name in ("references", "in-reply-to"):
+        for value in inbound.header_values(name):
+            found = _ANGLE.search(value)
+            if found:
+                return found.group(0)
+    return None
 
 
 def _bracketed(message_id: str) -> str:

@@ -62,7 +62,8 @@ CREATE TABLE IF NOT EXISTS mailboxes (
 """
 
 # Columns added after the first schema, in order; _migrate adds them to older state files.
-_ADDED_COLUMNS = (("next_attempt", "TEXT"), ("tries", "INTEGER NOT NULL DEFAULT 0"), ("forwarded_at", "TEXT"))
+_ADDED_COLUMNS = (("next_attempt", "TEXT"), ("tries", "INTEGER NOT NULL DEFAULT 0"), ("forwarded_at", "TEXT"),
+                  ("thread", "TEXT"))
 
 GENESIS = "0" * 64  # the "previous hash" of the first audit record
 
@@ -132,6 +133,7 @@ class Store:
         for column, definition in _ADDED_COLUMNS:
             if column not in present:
                 self._db.execute(f"ALTER TABLE mails ADD COLUMN {column} {definition}")
+        self._db.execute("CREATE INDEX IF NOT EXISTS mails_thread ON mails(thread)")
         if "hash" not in {row["name"] for row in self._db.execute("PRAGMA table_info(events)")}:
             with self._transaction():  # records from before the chain are chained as they are
                 self._db.execute("ALTER TABLE events ADD COLUMN hash TEXT")
@@ -174,14 +176,14 @@ class Store:
         return _record(self._query("SELECT * FROM mails WHERE id = ?", (mail_id,))[0])
 
     def add_mail(self, sha256: str, message_id: str, source_key: str, from_address: str, subject: str,
-                 raw: bytes) -> int:
+                 raw: bytes, thread: str | None = None) -> int:
         """Record a newly seen mail and keep its raw bytes; returns its id."""
         now = _now()
         with self._transaction():
             cursor = self._db.execute(
-                "INSERT INTO mails (sha256, message_id, source_key, from_address, subject, state, first_seen, updated)"
-                " VALUES (?, ?, ?, ?, ?, 'received', ?, ?)",
-                (sha256, message_id, source_key, from_address, subject, now, now),
+                "INSERT INTO mails (sha256, message_id, source_key, from_address, subject, state, first_seen, updated,"
+                " thread) VALUES (?, ?, ?, ?, ?, 'received', ?, ?, ?)",
+                (sha256, message_id, source_key, from_address, subject, now, now, thread),
             )
             self._db.execute("INSERT OR IGNORE INTO raw_mails VALUES (?, ?, ?)", (sha256, raw, now))
             mail_id = cursor.lastrowid
@@ -222,6 +224,13 @@ class Store:
         rows = self._query("SELECT mails.*, raw_mails.data AS raw FROM mails JOIN raw_mails USING (sha256)"
                            " WHERE first_seen >= ? ORDER BY mails.id", (since,))
         return [(_record(row), bytes(row["raw"])) for row in rows]
+
+    def forwards_in_thread(self, thread: str, since: str) -> int:
+        """How many mails of this thread (its first Message-ID, or the mail that started it) were forwarded
+        since `since`."""
+        rows = self._query("SELECT count(*) AS n FROM mails WHERE (thread = ? OR message_id = ?)"
+                           " AND state = 'forwarded' AND forwarded_at >= ?", (thread, thread, since))
+        return rows[0]["n"]
 
     def forwards_from(self, from_address: str, since: str) -> int:
         """How many mails from this sender were forwarded since `since`."""

@@ -303,6 +303,21 @@ def test_sender_over_the_hourly_limit_is_quarantined(tmp_path, dovecot, imap_use
     assert len(tripped) == 2 and tripped[0]["sender"] == "sabine.albrecht@wirtschaft.niedersachsen.de"
 
 
+def test_thread_over_the_hourly_limit_is_quarantined(tmp_path, dovecot, imap_user, smtp_sink):
+    """Mails from ever other senders answering one thread (two auto-responders mailing each other through
+    aliases): past the limit they go to quarantine, whoever sends them."""
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink)
+    config.write_text(config.read_text().replace('id = "test-relay"', 'id = "test-relay"\nmax_forwards_per_thread_per_hour = 2'))
+    for number in range(4):
+        mail = APPLICATION.replace(b"<demo-01@", f"<thread-{number}@".encode()).replace(
+            b"sabine.albrecht@", f"person{number}@".encode())
+        dovecot.append(imap_user, "INBOX", b"References: <root@elsewhere.example>\r\n" + mail)
+    assert once(config) == 0
+    assert len(forwards(smtp_sink)) == 2 and len(dovecot.messages(imap_user, "Quarantine")) == 2
+    tripped = [detail for _, event, detail in audit_events(tmp_path) if event == "mail.circuit_breaker"]
+    assert [detail.get("thread") for detail in tripped] == ["<root@elsewhere.example>"] * 2
+
+
 def test_mail_over_the_size_limit_is_quarantined_without_fetching_its_body(tmp_path, dovecot, imap_user,
                                                                           smtp_sink):
     """A mail over max_message_bytes is decided on RFC822.SIZE: quarantined, only its header recorded."""
