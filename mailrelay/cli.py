@@ -99,8 +99,14 @@ def _run(arguments) -> int:
     from mailrelay.daemon import Daemon
 
     settings, store, relay = _open(arguments.config)
+    watcher = None
+    if settings.imap and settings.imap.idle:
+        from mailrelay.idle import IdleWatcher
+
+        def watcher(wake):
+            return IdleWatcher(settings.imap, wake)
     try:
-        Daemon(relay, relay.policy, settings.poll_seconds).run()
+        Daemon(relay, relay.policy, settings.poll_seconds, watcher=watcher).run()
     finally:
         store.close()
     return EXIT_OK

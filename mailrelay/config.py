@@ -65,6 +65,9 @@ class ImapSettings:
     quarantine_mailbox: str
     batch_size: int
     max_message_bytes: int = 25 * 1024 * 1024
+    idle: bool = True  # wait for new mail with IDLE where the server offers it; the polls stay as a safety net
+    idle_renew_seconds: float = 300  # IDLE is ended, the connection probed with NOOP and IDLE begun again
+    archive: str = "move"  # "flag": handled mail stays in the inbox with a keyword; quarantine is still moved
 
 
 @dataclass(frozen=True)
@@ -228,7 +231,7 @@ def _exactly_one(doc: TomlFile, data: dict, sections: tuple[str, str], what: str
 _ENDPOINT_KEYS = ("host", "port", "security", "ca_file", "username", "password", "password_file", "password_env",
                   "timeout")
 _IMAP_KEYS = _ENDPOINT_KEYS + ("mailbox", "processed_mailbox", "ignored_mailbox", "quarantine_mailbox", "batch_size",
-                                "max_message_bytes")
+                                "max_message_bytes", "idle", "idle_renew_seconds", "archive")
 _DEFAULT_PORTS = {"imap": {"tls": 993, "starttls": 143, "plain": 143}, "smtp": {"tls": 465, "starttls": 587, "plain": 25}}
 
 
@@ -247,8 +250,17 @@ def _imap(doc: TomlFile, table: dict) -> ImapSettings:
         doc.problem(("imap",), "mailbox, processed_mailbox, ignored_mailbox and quarantine_mailbox must all differ")
     batch_size = doc.get(table, "batch_size", int, ("imap",), 50)
     max_bytes = doc.get(table, "max_message_bytes", int, ("imap",), 25 * 1024 * 1024)
+    idle = doc.get(table, "idle", bool, ("imap",), True)
+    renew = doc.get(table, "idle_renew_seconds", (int, float), ("imap",), 300)
+    if renew is not None and not 1 <= renew <= 1500:
+        doc.problem(("imap", "idle_renew_seconds"), "idle_renew_seconds must be between 1 and 1500",
+                    hint="servers may end an IDLE after 29 minutes; renew well before that")
+    archive = doc.get(table, "archive", str, ("imap",), "move")
+    if archive not in (None, "move", "flag"):
+        doc.problem(("imap", "archive"), f"archive must be 'move' or 'flag', not '{archive}'")
     return ImapSettings(_endpoint(doc, table, "imap"), batch_size=max(1, batch_size or 50),
-                        max_message_bytes=max(1024, max_bytes or 0), **mailboxes)
+                        max_message_bytes=max(1024, max_bytes or 0), idle=idle is not False,
+                        idle_renew_seconds=float(renew or 300), archive=archive or "move", **mailboxes)
 
 
 def _smtp(doc: TomlFile, table: dict) -> SmtpSettings:

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import queue
 import signal
+import threading
 import time
+from typing import Callable, Protocol
 from datetime import datetime, timedelta, timezone
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -19,8 +21,17 @@ _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _MAX_BACKOFF = 900.0  # seconds between polls at most while the servers cannot be reached
 
 
+class Watcher(Protocol):
+    """Something that calls the daemon's wake() when new mail arrives (IMAP IDLE)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 class Daemon:
-    def __init__(self, relay: Relay, policy: PolicyHolder, poll_seconds: float, notifier: Notifier | None = None):
+    def __init__(self, relay: Relay, policy: PolicyHolder, poll_seconds: float, notifier: Notifier | None = None,
+                 watcher: Callable[[Callable[[str], None]], "Watcher"] | None = None):
         self.relay = relay
         self.policy = policy
         self.poll_seconds = poll_seconds
@@ -33,6 +44,9 @@ class Daemon:
         self.scheduler = BackgroundScheduler(executors={"default": {"type": "threadpool", "max_workers": 1}})
         self.failures = 0  # polls in a row that could not reach the servers
         self.polling = False
+        self.again = False  # new mail was announced while a poll ran: poll again right after it
+        self._wake_lock = threading.Lock()
+        self.watcher = watcher(self.wake) if watcher else None  # IMAP IDLE: polls as soon as mail arrives
         self.last_progress = time.monotonic()  # a mail handled, or a poll begun or ended
         relay.progress = self._progressed
 
@@ -47,6 +61,8 @@ class Daemon:
         self.scheduler.add_job(self.purge, "interval", days=1, id="purge", max_instances=1, coalesce=True,
                                next_run_time=now + timedelta(minutes=1))
         self.scheduler.start()
+        if self.watcher:
+            self.watcher.start()
         records, head = self.relay.store.audit_head()
         self.log.info("daemon.started", poll_seconds=self.poll_seconds, rules_version=self.policy().version,
                       watchdog_seconds=self.notifier.watchdog_seconds, audit_records=records, audit_head=head)
@@ -66,6 +82,8 @@ class Daemon:
         self.log.info("daemon.stopping", signal=signal.Signals(signum).name)
         self.notifier.send("STOPPING=1", "STATUS=stopping: finishing the mail in hand")
         self.relay.stop_requested = True  # the mail in hand is finished, the rest wait for the next start
+        if self.watcher:
+            self.watcher.stop()
         self.scheduler.shutdown(wait=True)
         records, head = self.relay.store.audit_head()
         self.log.info("daemon.stopped", audit_records=records, audit_head=head)
@@ -87,13 +105,26 @@ class Daemon:
     def _progressed(self) -> None:
         self.last_progress = time.monotonic()
 
+    def wake(self, reason: str) -> None:
+        """Poll now (new mail announced); if a poll is running, once more right after it."""
+        with self._wake_lock:
+            if self.polling:
+                self.again = True
+            else:
+                self.log.debug("poll.woken", reason=reason)
+                self.scheduler.modify_job("poll", next_run_time=datetime.now(timezone.utc))
+
     def poll(self) -> None:
-        self.polling = True
+        with self._wake_lock:
+            self.polling, self.again = True, False
         self._progressed()
         try:
             self._poll()
         finally:
-            self.polling = False
+            with self._wake_lock:
+                self.polling = False
+                if self.again and self.failures == 0:
+                    self.scheduler.modify_job("poll", next_run_time=datetime.now(timezone.utc))
             self._progressed()
 
     def _poll(self) -> None:

@@ -527,20 +527,24 @@ class SmtpSink:
 
 
 class CuttingProxy:
-    """A TCP proxy to a server that drops its first `cut_connections` connections once the server has
-    sent `cut_after` bytes through it: a connection lost mid-response, where the protocol cannot tell.
-    TLS passes through untouched, so the client still verifies the server's certificate."""
+    """A TCP proxy to a server for injecting network faults. It drops its first `cut_connections`
+    connections once the server has sent `cut_after` bytes through them (a connection lost mid-response);
+    `drop_all()` closes every open connection; `freeze()` makes the open ones go silent, as a dead
+    NAT or a pulled cable does, while new connections work. TLS passes through untouched, so the
+    client still verifies the server's certificate."""
 
-    def __init__(self, port: int, cut_after: int, cut_connections: int = 1) -> None:
+    def __init__(self, port: int, cut_after: int | None = None, cut_connections: int = 1) -> None:
         self.target = port
         self.cut_after = cut_after
-        self.cuts_left = cut_connections
+        self.cuts_left = cut_connections if cut_after is not None else 0
         self.cuts = 0
+        self.connections = 0
         self._listener = socket.create_server((HOST, 0))
         self._listener.settimeout(0.2)
         self.port = self._listener.getsockname()[1]
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._open: list[tuple[socket.socket, socket.socket, threading.Event]] = []
 
     def __enter__(self) -> CuttingProxy:
         thread = threading.Thread(target=self._accept, daemon=True)
@@ -554,12 +558,25 @@ class CuttingProxy:
             thread.join(timeout=5)
         self._listener.close()
 
+    def drop_all(self) -> None:
+        for client, server, _ in list(self._open):
+            for sock in (client, server):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def freeze(self) -> None:
+        for _, _, frozen in list(self._open):
+            frozen.set()
+
     def _accept(self) -> None:
         while not self._stopping.is_set():
             try:
                 client, _ = self._listener.accept()
             except TimeoutError:
                 continue
+            self.connections += 1
             limit = self.cut_after if self.cuts_left > 0 else None
             self.cuts_left -= 1
             thread = threading.Thread(target=self._pipe, args=(client, limit), daemon=True)
@@ -570,20 +587,31 @@ class CuttingProxy:
         import selectors
 
         server = socket.create_connection((HOST, self.target), timeout=5)
+        frozen = threading.Event()
+        entry = (client, server, frozen)
+        self._open.append(entry)
         sent_to_client = 0
-        with client, server, selectors.DefaultSelector() as selector:
-            selector.register(client, selectors.EVENT_READ, server)
-            selector.register(server, selectors.EVENT_READ, client)
-            while not self._stopping.is_set():
-                for key, _ in selector.select(timeout=0.2):
-                    data = key.fileobj.recv(65536)
-                    if not data:
-                        return
-                    if key.fileobj is server and limit is not None:
-                        if sent_to_client + len(data) >= limit:
-                            client.sendall(data[:max(0, limit - sent_to_client)])
-                            self.cuts += 1
-                            client.shutdown(socket.SHUT_RDWR)
+        try:
+            with client, server, selectors.DefaultSelector() as selector:
+                selector.register(client, selectors.EVENT_READ, server)
+                selector.register(server, selectors.EVENT_READ, client)
+                while not self._stopping.is_set():
+                    for key, _ in selector.select(timeout=0.2):
+                        try:
+                            data = key.fileobj.recv(65536)
+                        except OSError:
                             return
-                        sent_to_client += len(data)
-                    key.data.sendall(data)
+                        if not data:
+                            return
+                        if frozen.is_set():
+                            continue  # swallowed: neither side hears anything any more
+                        if key.fileobj is server and limit is not None:
+                            if sent_to_client + len(data) >= limit:
+                                client.sendall(data[:max(0, limit - sent_to_client)])
+                                self.cuts += 1
+                                client.shutdown(socket.SHUT_RDWR)
+                                return
+                            sent_to_client += len(data)
+                        key.data.sendall(data)
+        finally:
+            self._open.remove(entry)

@@ -477,3 +477,22 @@ def test_flood_brake_pauses_forwarding_until_resumed(tmp_path, dovecot, imap_use
     assert len(forwards(smtp_sink)) == 4 and dovecot.messages(imap_user, "INBOX") == []
     events = [event for _, event, _ in audit_events(tmp_path)]
     assert "relay.paused" in events and "relay.resumed" in events
+
+
+def test_flag_mode_keeps_handled_mail_in_the_inbox_marked(tmp_path, dovecot, imap_user, smtp_sink):
+    """archive = "flag": forwarded and ignored mail stay in the inbox with a keyword and are not
+    fetched again; only quarantine is still a move."""
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink)
+    config.write_text(config.read_text().replace('password_file = "imap.secret"',
+                                                 'password_file = "imap.secret"\narchive = "flag"'))
+    dovecot.append(imap_user, "INBOX", APPLICATION)
+    dovecot.append(imap_user, "INBOX", AUTO_REPLY)
+    assert once(config) == 0 and once(config) == 0
+    assert len(forwards(smtp_sink)) == 1
+    with dovecot.client(imap_user) as client:
+        client.select_folder("INBOX", readonly=True)
+        flags = sorted(flag for item in client.get_flags(client.search("ALL")).values() for flag in item
+                       if flag.startswith(b"$"))
+    assert flags == [b"$Forwarded", b"$MailrelayIgnored"]
+    assert mail_states(tmp_path) == [("forwarded", "desk-public", "INBOX ($Forwarded)"),
+                                     ("ignored", "none", "INBOX ($MailrelayIgnored)")]

@@ -20,6 +20,8 @@ from mailrelay.tls import tls_context
 CONNECTION_ERRORS = (IMAPClientError, OSError, ssl.SSLError, socket.timeout)
 # The connection itself is gone; a plain IMAPClientError is a NO or BAD for one command.
 _LOST = (IMAPClientAbortError, OSError, ssl.SSLError, socket.timeout)
+# With archive = "flag": the keyword a handled mail gets instead of a move ($Forwarded is RFC 5788's).
+KEYWORDS = {"processed": "$Forwarded", "ignored": "$MailrelayIgnored"}
 _MESSAGE_ID = re.compile(rb"^message-id:\s*(<[^>\r\n]*>)", re.IGNORECASE | re.MULTILINE)
 
 
@@ -29,14 +31,15 @@ class ImapSource:
 
     @contextlib.contextmanager
     def open(self, cursor: Cursor) -> Iterator["ImapInbox"]:
-        client = self._connect()
+        client = self.connect()
         try:
             yield ImapInbox(client, self.settings, cursor)
         finally:
             with contextlib.suppress(*CONNECTION_ERRORS):
                 client.logout()
 
-    def _connect(self) -> imapclient.IMAPClient:
+    def connect(self) -> imapclient.IMAPClient:
+        """A logged-in client; SourceError when the server cannot be reached or refuses us."""
         server = self.settings.server
         try:
             context = tls_context(server.ca_file)
@@ -173,6 +176,14 @@ class ImapInbox:
     def archive(self, key: str, target: str) -> str:
         mailbox = self.targets[target]
         uid = _uid(key, self.prefix)
+        if self.settings.archive == "flag" and target in KEYWORDS:
+            try:  # handled mail stays where it is, marked; the UID position keeps it out of later polls
+                self.client.add_flags([uid], [KEYWORDS[target]])
+            except _LOST as error:
+                raise SourceError(f"IMAP flag {KEYWORDS[target]}: {error}") from error
+            except IMAPClientError as error:
+                raise MailError(f"IMAP refused to flag UID {uid}: {error}") from error
+            return f"{self.settings.mailbox} ({KEYWORDS[target]})"
         try:
             self._move(uid, mailbox)
         except _LOST as error:
