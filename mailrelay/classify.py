@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from mailrelay.findings import about_findings, kind_findings, scores
+from mailrelay.findings import about_findings, kind_findings, scores, text_language
 from mailrelay.model import UNKNOWN_COUNTRY, Classification, Evidence, Inbound, Kind, Level, Sender
 from mailrelay.signals import Signals
 from mailrelay.signature import Letter, read_letter
@@ -50,6 +50,7 @@ def _person_mail(inbound: Inbound, letter: Letter, signals: Signals, kind: Verdi
         country=country.value or UNKNOWN_COUNTRY,
         confidence=min(kind.confidence, sender.confidence, country.confidence),
         evidence=tuple(evidence),
+        language=text_language(letter, signals),
     )
 
 

@@ -42,6 +42,7 @@ def _facts(processed: Processed) -> dict:
         "reason": decision.reason,
         "rules_version": decision.rules_version,
         "rules": [],
+        "acknowledgement": _acknowledgement(processed),
     }
     if classification is not None:
         facts.update(
@@ -52,6 +53,17 @@ def _facts(processed: Processed) -> dict:
                        "weight": e.weight} for e in classification.evidence],
         )
     return facts
+
+
+def _acknowledgement(processed: Processed) -> dict:
+    """Whether the applicant would be answered, to whom, and why (or why not)."""
+    if not processed.ack_note:
+        return {"send": False, "why": "acknowledgements are switched off"}
+    answer = processed.acknowledgement
+    if answer is None:
+        return {"send": False, "why": processed.ack_note}
+    return {"send": True, "to": answer.recipients[0], "why": processed.ack_note,
+            "unless": "this address was answered within the window in [acknowledgements] days"}
 
 
 def _as_text(facts: dict, processed: Processed, policy) -> str:
@@ -76,8 +88,15 @@ def _as_text(facts: dict, processed: Processed, policy) -> str:
             lines.append(f"  {'MATCH' if matched else 'no':5}  {rule.name} -> {rule.desk or rule.action}  ({why})")
     lines.append(f"Decision:    {facts['action']} -> {facts['route']} (rule {facts['rule']})"
                  + (f": {facts['reason']}" if facts["reason"] else ""))
+    ack = facts["acknowledgement"]
+    lines.append(f"Answer:      {'sent to ' + ack['to'] if ack['send'] else 'none'}: {ack['why']}"
+                 + (f" (unless {ack['unless']})" if ack.get("unless") else ""))
     if processed.forward is not None:
         summary = email.message_from_bytes(processed.forward.data, policy=email.policy.default)
         lines += ["", f"Summary for {', '.join(processed.forward.recipients)}:",
                   f"Subject: {summary['Subject']}", "", summary.get_body(("plain",)).get_content()]
+    if processed.acknowledgement is not None:
+        answer = email.message_from_bytes(processed.acknowledgement.data, policy=email.policy.default)
+        lines += ["", f"Answer to {answer['To']}:", f"Subject: {answer['Subject']}", "",
+                  answer.get_body(("plain",)).get_content()]
     return "\n".join(lines)

@@ -114,6 +114,7 @@ class Classification:
     confidence: float
     evidence: tuple[Evidence, ...] = ()
     unauthenticated: tuple[str, ...] = ()  # checks our receiving server reported as failed
+    language: str | None = None  # of the sender's own text: "de", "en", or None when it cannot be told
 
     def evidence_for(self, field_name: str) -> tuple[Evidence, ...]:
         return tuple(item for item in self.evidence if item.field == field_name)
@@ -158,3 +159,5 @@ class Processed:
     classification: Classification | None
     decision: Decision
     forward: Forward | None = None
+    acknowledgement: Forward | None = None  # the answer to the applicant, sent once the forward is accepted
+    ack_note: str = ""  # why it is (not) sent; "" when acknowledgements are off

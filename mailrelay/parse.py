@@ -20,7 +20,7 @@ from mailrelay.model import Address, Attachment, Inbound, RawMail
 _LINE_BREAKS = re.compile(r"[\r\n\t\x00]+")
 # A plain addr-spec. "=?" is refused too: an encoded word inside an address would be decoded again
 # (to CR/LF, say) when the address is written into a header of the summary.
-_ADDR_SPEC = re.compile(r"^[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(\.[\w-]+)+$")
+ADDR_SPEC = re.compile(r"^[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(\.[\w-]+)+$")
 
 # mail-parser logs a warning for every part type it does not render (DSN parts, for one);
 # those are normal here, and its own log lines would bypass our structured log.
@@ -84,7 +84,7 @@ def _addresses(values: list[str]) -> tuple[Address, ...]:
     return tuple(
         Address(_single_line(decode_header(name)), addr.lower())
         for name, addr in found
-        if _ADDR_SPEC.match(addr) and "=?" not in addr
+        if ADDR_SPEC.match(addr) and "=?" not in addr
     )
 
 

@@ -5,12 +5,13 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
+from mailrelay import acknowledge
 from mailrelay.authres import failed_checks
 from mailrelay.classify import classify
 from mailrelay.config import Settings
 from mailrelay.model import Action, Decision, Inbound, Processed
 from mailrelay.policy import Policy
-from mailrelay.render import LOOP_HEADER, render
+from mailrelay.render import LOOP_HEADER, render, render_acknowledgement
 from mailrelay.route import route
 
 
@@ -47,7 +48,15 @@ def decide(inbound: Inbound, policy: Policy, identity: Identity) -> Processed:
     desk = policy.rules.desks[decision.desk]
     forward = render(inbound, classification, decision, desk, policy.templates,
                      identity.from_address, identity.relay_id)
-    return Processed(inbound, classification, decision, forward)
+    answer = acknowledge.plan(inbound, classification, decision, policy.rules, identity.from_address)
+    if answer is None:
+        return Processed(inbound, classification, decision, forward)
+    acknowledgement = None
+    if answer.send:
+        acknowledgement = render_acknowledgement(inbound, answer.to, answer.template,
+                                                 None if answer.template.startswith("abroad.") else desk,
+                                                 policy.templates, identity.from_address, identity.relay_id)
+    return Processed(inbound, classification, decision, forward, acknowledgement, answer.reason)
 
 
 def loop_guard(inbound: Inbound, identity: Identity) -> Decision | None:
@@ -60,5 +69,5 @@ def loop_guard(inbound: Inbound, identity: Identity) -> Decision | None:
     ours = re.compile(rf"<[0-9a-f]{{32}}\.[^@>\s]+@{domain}>", re.IGNORECASE)
     references = " ".join(inbound.header_values("in-reply-to") + inbound.header_values("references"))
     if ours.search(references):
-        return Decision(Action.IGNORE, "loop-guard", reason="answers a summary the relay sent")
+        return Decision(Action.IGNORE, "loop-guard", reason="answers a summary or acknowledgement the relay sent")
     return None

@@ -6,7 +6,9 @@ import email.policy
 import email.utils
 import hashlib
 import re
+import dataclasses
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -18,6 +20,9 @@ from mailrelay.rules import Desk
 
 LOOP_HEADER = "X-Mailrelay-Loop"
 TEMPLATE_NAMES = ("subject.txt.j2", "summary.txt.j2", "summary.html.j2")
+# The answers to applicants, by language; "abroad." for applicants from outside Germany.
+ACK_TEMPLATES = {f"{variant}{language}": f"acknowledgement{suffix}.{language}.txt.j2"
+                 for variant, suffix in (("", ""), ("abroad.", "-abroad")) for language in ("de", "en")}
 _MESSAGE_ID = re.compile(r"^<[\w.!#$%&'*+/=^`{|}~-]+@[\w.!#$%&'*+/=^`{|}~\[\]:-]+>$")  # no "?": no encoded word
 _SMTP_POLICY = email.policy.SMTP
 # Outer headers are not folded at 78 columns: some clients keep the fold's space in a Message-ID.
@@ -31,6 +36,7 @@ class Templates:
     subject: jinja2.Template
     text: jinja2.Template
     html: jinja2.Template
+    acknowledgements: dict[str, jinja2.Template] = dataclasses.field(default_factory=dict)
 
 
 def load_templates(directory: Path) -> Templates:
@@ -48,7 +54,8 @@ def load_templates(directory: Path) -> Templates:
     )
     environment.filters["filesize"] = _filesize
     subject, text, html = (environment.get_template(name) for name in TEMPLATE_NAMES)
-    return Templates(subject, text, html)
+    acknowledgements = {key: environment.get_template(name) for key, name in ACK_TEMPLATES.items()}
+    return Templates(subject, text, html, acknowledgements)
 
 
 def render(inbound: Inbound, classification: Classification, decision: Decision, desk: Desk,
@@ -85,6 +92,48 @@ def render_notice(subject: str, body: str, desk: Desk, from_address: str, relay_
     message[LOOP_HEADER] = relay_id
     message.set_content(body, charset="utf-8")
     return Forward(desk.name, desk.addresses, from_address, message_id, message.as_bytes(policy=_SMTP_POLICY))
+
+
+def render_acknowledgement(inbound: Inbound, to: str, template: str, desk: Desk | None, templates: Templates,
+                            from_address: str, relay_id: str) -> Forward:
+    """The answer to an applicant (RFC 3834): Auto-Submitted: auto-replied, in reply to their mail, from
+    the null sender so that a bounce of it can never come back as mail to answer."""
+    context = ack_context(inbound, desk)
+    body = templates.acknowledgements[template].render(context)
+    message = EmailMessage(policy=_HEADER_POLICY)
+    message["From"] = from_address
+    message["To"] = to
+    subject = inbound.subject or ""
+    message["Subject"] = subject if subject[:3].lower() == "re:" else f"Re: {subject}".rstrip()
+    message["Date"] = email.utils.formatdate(localtime=True)
+    digest = hashlib.sha256(f"{inbound.sha256}\x00ack".encode("utf-8")).hexdigest()[:32]
+    message_id = f"<{digest}.ack@{from_address.rpartition('@')[2] or 'mailrelay.invalid'}>"
+    message["Message-ID"] = message_id
+    if _MESSAGE_ID.match(inbound.message_id):
+        message["In-Reply-To"] = inbound.message_id
+        message["References"] = " ".join(_references(inbound) + [inbound.message_id])
+    message["Auto-Submitted"] = "auto-replied"
+    message[LOOP_HEADER] = relay_id
+    message.set_content(body, charset="utf-8")
+    return Forward("applicant", (to,), "", message_id, message.as_bytes(policy=_SMTP_POLICY))
+
+
+def ack_context(inbound: Inbound, desk: Desk | None) -> dict:
+    """The variables every acknowledgement template gets."""
+    received = inbound.date or datetime.now(timezone.utc)
+    return {
+        "name": inbound.from_.name if inbound.from_ else "",
+        "subject": inbound.subject,
+        "received": received.strftime("%d.%m.%Y"),
+        "received_en": received.strftime("%-d %B %Y"),
+        "desk": desk.display_name if desk else "",
+    }
+
+
+def _references(inbound: Inbound) -> list[str]:
+    """The Message-IDs the applicant's mail already refers to (kept short: the last ten)."""
+    found = re.findall(r"<[^<>\s]+@[^<>\s]+>", " ".join(inbound.header_values("references")))
+    return [item for item in found if _MESSAGE_ID.match(item)][-10:]
 
 
 def forward_message_id(inbound: Inbound, desk_name: str, from_address: str) -> str:

@@ -61,6 +61,15 @@ class Review:
 
 
 @dataclass(frozen=True)
+class Acknowledgements:
+    """Whether applicants get an answer (RFC 3834), also those from abroad, and at most once in `days`."""
+
+    enabled: bool = False
+    abroad: bool = True
+    days: int = 14
+
+
+@dataclass(frozen=True)
 class Rules:
     desks: Mapping[str, Desk]
     rules: tuple[Rule, ...]
@@ -68,13 +77,14 @@ class Rules:
     version: str
     review: Review | None = None
     alert_desk: str = ""  # who is told when mails go to quarantine
+    acknowledgements: Acknowledgements = Acknowledgements()
 
 
 def load_rules(path: Path) -> Rules:
     """Read and validate the routing file; raises ConfigError naming every problem."""
     doc = TomlFile.load(path)
     doc.check_keys(doc.data, ("desks", "rules", "default", "default_reason", "review_below_confidence",
-                              "review_desk", "alert_desk"))
+                              "review_desk", "alert_desk", "acknowledgements"))
     desks = _desks(doc)
     rules = tuple(_rule(doc, item, index, desks) for index, item in enumerate(_rule_tables(doc)))
     default_target = doc.get(doc.data, "default", str, ())
@@ -86,11 +96,23 @@ def load_rules(path: Path) -> Rules:
     if alert_desk and alert_desk not in desks:
         doc.problem(("alert_desk",), f"'{alert_desk}' is not a declared desk", f"declared: {', '.join(sorted(desks))}")
     _check_names_unique(doc, rules)
+    acknowledgements = _acknowledgements(doc)
     reached_otherwise = {review.desk} if review else set()
     check_reachability(doc, rules, default, desks, reached_otherwise | {alert_desk})
     doc.raise_if_problems()
     version = hashlib.sha256(doc.text.encode("utf-8")).hexdigest()[:12]
-    return Rules(MappingProxyType(desks), rules, default, version, review, alert_desk)
+    return Rules(MappingProxyType(desks), rules, default, version, review, alert_desk, acknowledgements)
+
+
+def _acknowledgements(doc: TomlFile) -> Acknowledgements:
+    table = doc.get(doc.data, "acknowledgements", dict, (), {})
+    key: Key = ("acknowledgements",)
+    doc.check_keys(table or {}, ("enabled", "abroad", "days"), key)
+    days = doc.get(table or {}, "days", int, key, 14)
+    if days is not None and days < 1:
+        doc.problem(key + ("days",), "days must be at least 1")
+    return Acknowledgements(doc.get(table or {}, "enabled", bool, key, False) is True,
+                            doc.get(table or {}, "abroad", bool, key, True) is not False, days or 14)
 
 
 def _review(doc: TomlFile, desks: Mapping[str, Desk]) -> Review | None:

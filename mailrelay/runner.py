@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from mailrelay.logs import get_logger
-from mailrelay.model import Action, Decision, Inbound, Processed, RawMail
+from mailrelay.model import Action, Decision, Forward, Inbound, Processed, RawMail
 from mailrelay.parse import parse
 from mailrelay.pipeline import Identity, decide
 from mailrelay import health
@@ -19,7 +19,7 @@ from mailrelay.render import render_alert, render_notice
 from mailrelay.rules import Desk
 from mailrelay.policy import Policy
 from mailrelay.sources.base import Inbox, MailError, MailSource, SourceError
-from mailrelay.store import FINAL_STATES, MailRecord, Store
+from mailrelay.store import FINAL_STATES, MailRecord, PendingAck, Store
 from mailrelay.transports.base import Delivery, Status
 
 _ARCHIVE_TARGET = {"forwarded": "processed", "ignored": "ignored", "quarantined": "quarantine"}
@@ -94,6 +94,7 @@ class Relay:
                 report.counts[outcome["outcome"]] += 1
                 report.mails.append(outcome)
                 self.progress()
+            self._send_acks(outbox)
             self._alert(report, outbox)
         count, head = self.store.audit_head()
         # The chain's head in the journal anchors the audit trail outside the state file.
@@ -282,8 +283,11 @@ class Relay:
         detail = {"desk": forward.desk, "recipients": list(forward.recipients), "reply": delivery.reply}
         if delivery.status is Status.ACCEPTED:
             detail["refused"] = list(delivery.refused)
+            ack, skipped = self._acknowledgement(mail_id, processed)
             self._audit(mail_id, "mail.forwarded", detail=detail, severity="warning" if delivery.refused else "info",
-                        state="forwarded", forwarded_at=_later(0))
+                        ack=ack, state="forwarded", forwarded_at=_later(0))
+            if skipped:
+                self._audit(mail_id, "ack.skipped", {"reason": skipped})
             return self._archive(mail_id, key, "forwarded", inbox, processed)
         if delivery.status is Status.TEMPORARY:
             attempts = self.store.get(mail_id).attempts + 1
@@ -293,6 +297,34 @@ class Relay:
             return _summary(key, "deferred", processed)
         self._audit(mail_id, "mail.refused", detail=detail, severity="warning", state="quarantined")
         return dict(self._archive(mail_id, key, "quarantined", inbox, processed), error=f"refused: {delivery.reply}")
+
+    def _acknowledgement(self, mail_id: int, processed: Processed) -> tuple[PendingAck | None, str]:
+        """The acknowledgement to queue with the forward, or why there is none ("" when they are off)."""
+        answer = processed.acknowledgement
+        if answer is None:
+            return None, processed.ack_note
+        days = self.policy().rules.acknowledgements.days
+        if self.store.answered_since(answer.recipients[0], _later(-days * 86400)):
+            return None, f"{answer.recipients[0]} was answered within the last {days} days"
+        return PendingAck(mail_id, answer.recipients[0], answer.message_id, answer.data), ""
+
+    def _send_acks(self, outbox) -> None:
+        """Send the queued acknowledgements that are due, each recorded before and after, like forwards."""
+        for ack in self.store.due_acks():
+            self._audit(ack.mail_id, "ack.sending", {"to": ack.address, "message_id": ack.message_id})
+            delivery = outbox.send(Forward("applicant", (ack.address,), "", ack.message_id, ack.data))
+            detail = {"to": ack.address, "message_id": ack.message_id, "reply": delivery.reply}
+            if delivery.status is Status.ACCEPTED:
+                self.log.info("ack.sent", mail_id=ack.mail_id, **detail)
+                self.store.ack_result(ack.mail_id, "ack.sent", detail, "sent")
+            elif delivery.status is Status.TEMPORARY:
+                detail["next_attempt"] = _later(self._backoff(ack.attempts + 1))
+                self.log.warning("ack.deferred", mail_id=ack.mail_id, **detail)
+                self.store.ack_result(ack.mail_id, "ack.deferred", detail, "pending", detail["next_attempt"])
+            else:
+                self.log.warning("ack.refused", mail_id=ack.mail_id, **detail)
+                self.store.ack_result(ack.mail_id, "ack.refused", detail, "refused")
+            self.progress()
 
     def _breaker(self, inbound: Inbound) -> tuple[dict, str] | None:
         """A sender or a thread producing forwards faster than people write mail: a loop, or a flood."""
@@ -349,11 +381,11 @@ class Relay:
         return {"key": raw.key, "outcome": "quarantined", "route": "none", "subject": subject, "error": detail["error"]}
 
     def _audit(self, mail_id: int, event: str, detail: dict | None = None, severity: str = "info",
-               **columns) -> None:
+               ack: PendingAck | None = None, **columns) -> None:
         """The one place a step becomes both a log line and a durable record."""
         detail = detail or {}
         getattr(self.log, severity)(event, mail_id=mail_id, **detail)
-        self.store.update(mail_id, event, detail, **columns)
+        self.store.update(mail_id, event, detail, ack=ack, **columns)
 
 
 def thread_of(inbound: Inbound) -> str | None:

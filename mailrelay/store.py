@@ -54,6 +54,18 @@ CREATE TABLE IF NOT EXISTS flags (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS acks (
+    mail_id INTEGER PRIMARY KEY REFERENCES mails(id),
+    address TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    data BLOB NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt TEXT,
+    created TEXT NOT NULL,
+    sent_at TEXT
+);
+CREATE INDEX IF NOT EXISTS acks_address ON acks(address);
 CREATE TABLE IF NOT EXISTS mailboxes (
     name TEXT PRIMARY KEY,
     uidvalidity INTEGER NOT NULL,
@@ -68,6 +80,17 @@ _ADDED_COLUMNS = (("next_attempt", "TEXT"), ("tries", "INTEGER NOT NULL DEFAULT 
 GENESIS = "0" * 64  # the "previous hash" of the first audit record
 
 FINAL_STATES = frozenset({"forwarded", "ignored", "quarantined"})
+
+
+@dataclass(frozen=True)
+class PendingAck:
+    """An acknowledgement to send: recorded with the forward it follows, sent after it."""
+
+    mail_id: int
+    address: str
+    message_id: str
+    data: bytes
+    attempts: int = 0
 
 
 class AlreadyRunning(RuntimeError):
@@ -190,13 +213,42 @@ class Store:
             self._event(mail_id, "mail.received", {"source": source_key, "sha256": sha256})
         return mail_id
 
-    def update(self, mail_id: int, event: str, detail: dict, **columns: object) -> None:
-        """Change a mail's columns and append the event that says why, in one transaction."""
+    def update(self, mail_id: int, event: str, detail: dict, ack: PendingAck | None = None,
+               **columns: object) -> None:
+        """Change a mail's columns and append the event that says why, in one transaction; with `ack`,
+        the acknowledgement it is to get is queued in the same transaction."""
         assignments = ", ".join(f"{name} = ?" for name in columns)
         with self._transaction():
             if columns:
                 self._db.execute(f"UPDATE mails SET {assignments}, updated = ? WHERE id = ?",
                                  (*columns.values(), _now(), mail_id))
+            self._event(mail_id, event, detail)
+            if ack is not None:
+                self._db.execute("INSERT OR IGNORE INTO acks (mail_id, address, message_id, data, state, created)"
+                                 " VALUES (?, ?, ?, ?, 'pending', ?)",
+                                 (mail_id, ack.address, ack.message_id, ack.data, _now()))
+                self._event(mail_id, "ack.queued", {"to": ack.address, "message_id": ack.message_id})
+
+    def answered_since(self, address: str, since: str) -> bool:
+        """Whether this address was answered (or has an answer queued) since `since`."""
+        rows = self._query("SELECT 1 FROM acks WHERE address = ? AND (state = 'pending' OR sent_at >= ?) LIMIT 1",
+                           (address, since))
+        return bool(rows)
+
+    def due_acks(self) -> list[PendingAck]:
+        rows = self._query("SELECT * FROM acks WHERE state = 'pending' AND (next_attempt IS NULL OR next_attempt <= ?)"
+                           " ORDER BY mail_id", (_now(),))
+        return [PendingAck(row["mail_id"], row["address"], row["message_id"], bytes(row["data"]), row["attempts"])
+                for row in rows]
+
+    def ack_result(self, mail_id: int, event: str, detail: dict, state: str, next_attempt: str | None = None) -> None:
+        """Record what became of an acknowledgement; once it is final its text is not kept."""
+        with self._transaction():
+            self._db.execute(
+                "UPDATE acks SET state = ?, attempts = attempts + 1, next_attempt = ?,"
+                " sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END,"
+                " data = CASE WHEN ? = 'pending' THEN data ELSE x'' END WHERE mail_id = ?",
+                (state, next_attempt, state, _now(), state, mail_id))
             self._event(mail_id, event, detail)
 
     def event(self, mail_id: int | None, event: str, detail: dict) -> None:

@@ -10,7 +10,7 @@ import jinja2
 
 from mailrelay.model import (Action, Address, Attachment, Classification, Decision, Evidence, Inbound, Kind,
                              Level, Sender)
-from mailrelay.render import Templates, summary_context
+from mailrelay.render import Templates, ack_context, summary_context
 from mailrelay.rules import Desk
 from mailrelay.tomlcheck import Problem
 
@@ -53,6 +53,13 @@ def trial_render(templates: Templates, directory: Path) -> list[Problem]:
         for template in (templates.subject, templates.text, templates.html):
             try:
                 template.render(context)
+            except Exception as error:  # any error a template raises is the template's problem
+                problem = _problem(error, directory)
+                problems.setdefault((problem.file, problem.line, problem.message), problem)
+    for mail in (_sample_mail(True), dataclasses.replace(_sample_mail(False), from_=None)):
+        for key, template in templates.acknowledgements.items():
+            try:
+                template.render(ack_context(mail, None if key.startswith("abroad.") else _DESK))
             except Exception as error:  # any error a template raises is the template's problem
                 problem = _problem(error, directory)
                 problems.setdefault((problem.file, problem.line, problem.message), problem)

@@ -17,12 +17,15 @@ from mailrelay.transports.smtp import SmtpSession
 CRASH_EXIT = 137
 
 
-def _crash(owner, name: str, after: bool) -> None:
-    """Replace owner.name so that its first call exits the process, before or after doing its work."""
+def _crash(owner, name: str, after: bool, when=lambda *args, **kwargs: True) -> None:
+    """Replace owner.name so that its first call for which `when` holds exits the process, before or
+    after doing its work."""
     original = getattr(owner, name)
 
     @functools.wraps(original)
     def crashing(*args, **kwargs):
+        if not when(*args, **kwargs):
+            return original(*args, **kwargs)
         if not after:
             os._exit(CRASH_EXIT)
         result = original(*args, **kwargs)
@@ -44,6 +47,19 @@ STEPS = {
     "after-move": (ImapInbox, "archive", True),
 }
 
+
+def _to_applicant(session, forward) -> bool:
+    return forward.desk == "applicant"
+
+
+# The steps of an acknowledgement's path: queued with the forward's record, then sent.
+ACK_STEPS = {
+    "ack-queued": (Store, "update", True, lambda *args, **kwargs: kwargs.get("ack") is not None),
+    "ack-before-smtp": (SmtpSession, "send", False, _to_applicant),
+    "ack-after-smtp-accepted": (SmtpSession, "send", True, _to_applicant),
+    "ack-before-record": (Store, "ack_result", False),
+}
+
 if __name__ == "__main__":
-    _crash(*STEPS[sys.argv[1]])
+    _crash(*{**STEPS, **ACK_STEPS}[sys.argv[1]])
     sys.exit(main(sys.argv[2:]))

@@ -17,6 +17,7 @@ def write_config(directory: Path, dovecot, user: str, sink=None, *, smtp: str | 
     """A main config pointing at the test Dovecot (TLS, verified) and the SMTP sink (plain, loopback);
     by default a deferred mail is due again at once, so a test's next poll retries it."""
     (directory / "imap.secret").write_text(dovecot.password + "\n", encoding="utf-8")
+    (directory / "imap.secret").chmod(0o600)
     smtp = smtp or f'[smtp]\nhost = "127.0.0.1"\nport = {sink.port}\nsecurity = "plain"\ntimeout = 10\n'
     text = f"""\
 rules = "{rules or REPO / 'config' / 'routing.toml'}"

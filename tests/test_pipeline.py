@@ -15,9 +15,9 @@ BODY = b"\r\nSehr geehrte Damen und Herren, ich habe mich beworben.\r\n"
     (b"From: a@example.org\r\nX-Mailrelay-Loop: other-relay\r\n", "carries our X-Mailrelay-Loop header"),
     (b"From: Relay <RELAY@clusterplattform.example>\r\n", "sent from the relay's own address"),
     (b"From: desk@bmwi.example\r\nIn-Reply-To: <0123456789abcdef0123456789abcdef.desk-public@clusterplattform.example>\r\n",
-     "answers a summary the relay sent"),
+     "answers a summary or acknowledgement the relay sent"),
     (b"From: desk@bmwi.example\r\nReferences: <x@y> <0123456789abcdef0123456789abcdef.editors@clusterplattform.example>\r\n",
-     "answers a summary the relay sent"),
+     "answers a summary or acknowledgement the relay sent"),
 ])
 def test_own_mail_and_answers_to_it_are_ignored(headers, reason):
     """Our header, our address, or a reference to one of our summaries stops the mail before classification."""
