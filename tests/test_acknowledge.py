@@ -50,7 +50,8 @@ def _answers(sink, address: str | None = None) -> list:
     return [r for r in sink.received if r.mail_from in ("", "<>") and (address is None or address in r.rcpt_tos)]
 
 
-def test_an_application_gets_exactly_one_answer_that_follows_rfc_3834(config, dovecot, imap_user, smtp_sink):
+def test_an_application_gets_exactly_one_answer_that_follows_rfc_3834(config, dovecot, imap_user, smtp_sink,
+                                                                      capsys):
     dovecot.append(imap_user, "INBOX", APPLICATION)
     assert once(config) == 0 and once(config) == 0
     [answer] = _answers(smtp_sink)
@@ -65,6 +66,10 @@ def test_an_application_gets_exactly_one_answer_that_follows_rfc_3834(config, do
     assert "vom 02.03.2026" in body  # the date the mail says it was written
     events = [event for _, event, _ in audit_events(config.parent)]
     assert events.index("mail.forwarded") < events.index("ack.queued") < events.index("ack.sent")
+    capsys.readouterr()
+    assert main(["--config", str(config), "audit", "show", "<demo-01@wirtschaft.niedersachsen.de>"]) == 0
+    story = capsys.readouterr().out
+    assert "ack.sent" in story and APPLICANT in story
 
 
 def test_a_second_mail_from_the_same_sender_within_the_window_gets_none(config, dovecot, imap_user, smtp_sink):
