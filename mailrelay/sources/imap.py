@@ -20,6 +20,8 @@ from mailrelay.tls import tls_context
 CONNECTION_ERRORS = (IMAPClientError, OSError, ssl.SSLError, socket.timeout)
 # The connection itself is gone; a plain IMAPClientError is a NO or BAD for one command.
 _LOST = (IMAPClientAbortError, OSError, ssl.SSLError, socket.timeout)
+# Bodies fetched in one FETCH at most: a batch of large mails comes in several, one at a time in memory.
+_GROUP_BYTES = 8 * 1024 * 1024
 # With archive = "flag": the keyword a handled mail gets instead of a move ($Forwarded is RFC 5788's).
 KEYWORDS = {"processed": "$Forwarded", "ignored": "$MailrelayIgnored"}
 _MESSAGE_ID = re.compile(rb"^message-id:\s*(<[^>\r\n]*>)", re.IGNORECASE | re.MULTILINE)
@@ -130,16 +132,21 @@ class ImapInbox:
         for start in range(0, len(uids), size):
             yield from self._fetch(uids[start:start + size])
 
-    def _fetch(self, batch: list[int]) -> list[RawMail]:
-        """The batch's mails in UID order; over the size limit only the header, decided on RFC822.SIZE."""
+    def _fetch(self, batch: list[int]) -> Iterator[RawMail]:
+        """The batch's mails in UID order, fetched in groups of at most _GROUP_BYTES so that a backlog of
+        large mails is never all in memory at once; over the size limit only the header, decided on
+        RFC822.SIZE."""
         sizes = {uid: int(item.get(b"RFC822.SIZE", 0)) for uid, item in self._command(batch, "RFC822.SIZE").items()}
         limit = self.settings.max_message_bytes
-        whole = [uid for uid in batch if sizes.get(uid, 0) <= limit]
-        too_large = [uid for uid in batch if sizes.get(uid, 0) > limit]
-        mails = [RawMail(f"{self.prefix}{uid}", data) for uid, data in self._parts(whole, "BODY.PEEK[]", b"BODY[]")]
-        mails += [RawMail(f"{self.prefix}{uid}", data, oversize=sizes[uid])
-                  for uid, data in self._parts(too_large, "BODY.PEEK[HEADER]", b"BODY[HEADER]")]
-        return sorted(mails, key=lambda mail: _uid(mail.key, self.prefix))
+        for group in _groups([uid for uid in batch if uid in sizes], sizes, limit):
+            whole = [uid for uid in group if sizes[uid] <= limit]
+            mails = {uid: RawMail(f"{self.prefix}{uid}", data) for uid, data in self._parts(whole, "BODY.PEEK[]", b"BODY[]")}
+            too_large = [uid for uid in group if sizes[uid] > limit]
+            mails.update((uid, RawMail(f"{self.prefix}{uid}", data, oversize=sizes[uid]))
+                         for uid, data in self._parts(too_large, "BODY.PEEK[HEADER]", b"BODY[HEADER]"))
+            for uid in group:
+                if uid in mails:
+                    yield mails.pop(uid)
 
     def _parts(self, uids: list[int], item: str, key: bytes) -> list[tuple[int, bytes]]:
         response = self._command(uids, item) if uids else {}
@@ -202,6 +209,22 @@ class ImapInbox:
             self.client.uid_expunge([uid])
         # Without UIDPLUS a plain EXPUNGE could remove mail someone else marked deleted: the
         # mail stays flagged and the server removes it when the mailbox is next expunged.
+
+
+def _groups(uids: list[int], sizes: dict[int, int], limit: int) -> Iterator[list[int]]:
+    """Consecutive runs of UIDs whose bodies add up to at most _GROUP_BYTES (a larger mail alone); a mail
+    over `limit` counts only its header."""
+    group: list[int] = []
+    total = 0
+    for uid in uids:
+        size = sizes[uid] if sizes[uid] <= limit else 0
+        if group and total + size > _GROUP_BYTES:
+            yield group
+            group, total = [], 0
+        group.append(uid)
+        total += size
+    if group:
+        yield group
 
 
 def _uid(key: str, prefix: str) -> int:
