@@ -279,6 +279,7 @@ class Relay:
             return dict(self._archive(mail_id, key, "quarantined", inbox, processed), error=reason)
         self._audit(mail_id, "mail.sending", {"desk": forward.desk, "message_id": forward.message_id},
                     state="sending", forward_message_id=forward.message_id)
+        self.store.sync()  # a power loss after the server accepted must not forget it was sent
         delivery: Delivery = outbox.send(forward)
         detail = {"desk": forward.desk, "recipients": list(forward.recipients), "reply": delivery.reply}
         if delivery.status is Status.ACCEPTED:
@@ -312,6 +313,7 @@ class Relay:
         """Send the queued acknowledgements that are due, each recorded before and after, like forwards."""
         for ack in self.store.due_acks():
             self._audit(ack.mail_id, "ack.sending", {"to": ack.address, "message_id": ack.message_id})
+            self.store.sync()
             delivery = outbox.send(Forward("applicant", (ack.address,), "", ack.message_id, ack.data))
             detail = {"to": ack.address, "message_id": ack.message_id, "reply": delivery.reply}
             if delivery.status is Status.ACCEPTED:
@@ -363,6 +365,7 @@ class Relay:
         return min(shortest * 2 ** min(attempts - 1, 32), longest)
 
     def _archive(self, mail_id: int, key: str, state: str, inbox: Inbox, processed: Processed | None) -> dict:
+        self.store.sync()  # the outcome is on disk before the mail leaves the inbox
         try:
             mailbox = inbox.archive(key, _ARCHIVE_TARGET[state])
         except MailError as error:  # the mail stays in the inbox and is archived at a later poll

@@ -56,10 +56,10 @@ def test_raw_bytes_and_their_hash_are_kept():
 
 def test_mail_parser_failure_falls_back_and_keeps_the_mail(monkeypatch):
     """When mail-parser raises, the stdlib parser fills in and the failure is noted on the value."""
-    def broken(data):
+    def broken(self, message):
         raise ValueError("simulated mail-parser bug")
 
-    monkeypatch.setattr(mailparser, "parse_from_bytes", broken)
+    monkeypatch.setattr(mailparser.MailParser, "__init__", broken)
     mail = parse(RawMail("k", (DATA / "parse-attachment-rfc2231-umlaut-name.eml").read_bytes()))
     assert "Siehe Anhang." in mail.text
     assert mail.attachments[0].filename == "Bewerbung Müller.pdf"
@@ -70,3 +70,12 @@ def test_garbage_bytes_do_not_raise():
     """Bytes that are not a mail at all still give a value (to be quarantined or ignored later)."""
     mail = parse(RawMail("k", b"\x00\xff\xfe garbage \x00\r\n\r\n\x80"))
     assert mail.sha256 and mail.from_ is None
+
+
+def test_attachment_size_is_the_decoded_size():
+    """The size shown to the desks is that of the decoded file, however its base64 lines are cut."""
+    import email
+
+    data = (DATA / "parse-attachment-rfc2231-umlaut-name.eml").read_bytes()
+    part = next(p for p in email.message_from_bytes(data).walk() if p.get_filename())
+    assert parse(RawMail("k", data)).attachments[0].size == len(part.get_payload(decode=True))
