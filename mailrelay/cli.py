@@ -76,9 +76,28 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _return_freed_memory() -> None:
+    """Have glibc give large freed blocks back to the system. Its default raises the size it serves from
+    mmap after each large block is freed, so a 20 MB mail freed makes the next one come from the heap,
+    which seldom shrinks: the service would keep the size of its largest mails for good."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        mallopt = libc.mallopt if libc else None
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        return
+    if mallopt:
+        mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD, fixed: blocks from 128 kB on are mapped and unmapped
+        mallopt(-1, 128 * 1024)  # M_TRIM_THRESHOLD, back to its default if a large free had raised it
+
+
 def _once(arguments) -> int:
     from mailrelay.sources.base import SourceError
 
+    _return_freed_memory()
     settings, store, relay = _open(arguments.config)
     try:
         relay.poll()
@@ -98,6 +117,7 @@ def _once(arguments) -> int:
 def _run(arguments) -> int:
     from mailrelay.daemon import Daemon
 
+    _return_freed_memory()
     settings, store, relay = _open(arguments.config)
     watcher = None
     if settings.imap and settings.imap.idle:

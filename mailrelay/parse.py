@@ -15,6 +15,7 @@ import mailparser
 
 from mailrelay.htmltext import html_to_text
 from mailrelay.model import Address, Attachment, Inbound, RawMail
+from mailrelay.skeleton import OMITTED_HEADER, SKELETON_FROM, skeleton
 
 _LINE_BREAKS = re.compile(r"[\r\n\t\x00]+")
 # A plain addr-spec. "=?" is refused too: an encoded word inside an address would be decoded again
@@ -28,13 +29,18 @@ logging.getLogger("mailparser").setLevel(logging.ERROR)
 
 def parse(raw: RawMail) -> Inbound:
     """Parse one mail; a parser failure becomes a note on the value, never a lost mail."""
-    message = email.message_from_bytes(raw.data, policy=email.policy.compat32)
+    large = len(raw.data) >= SKELETON_FROM
+    message = email.message_from_bytes(skeleton(raw.data) if large else raw.data, policy=email.policy.compat32)
     problems: list[str] = [f"defect: {type(d).__name__}" for d in message.defects]
-    try:
-        text, attachments = _body_with_mailparser(message)
-    except Exception as error:  # mail-parser raises many types on real mail
-        problems.append(f"mail-parser failed ({type(error).__name__}: {error}); used the fallback parser")
+    if large:  # the stdlib reads the skeleton's size headers; mail-parser would see empty attachments
+        problems.append(f"large mail ({len(raw.data)} bytes): read without the bodies of its attachments")
         text, attachments = _body_with_stdlib(message)
+    else:
+        try:
+            text, attachments = _body_with_mailparser(message)
+        except Exception as error:  # mail-parser raises many types on real mail
+            problems.append(f"mail-parser failed ({type(error).__name__}: {error}); used the fallback parser")
+            text, attachments = _body_with_stdlib(message)
     headers = tuple((name.lower(), _single_line(decode_header(value))) for name, value in message.items())
     return Inbound(
         key=raw.key,
@@ -133,7 +139,9 @@ def _body_with_stdlib(message: Message) -> tuple[str, tuple[Attachment, ...]]:
         filename = part.get_filename()
         if filename or part.get_content_disposition() == "attachment":
             name = _single_line(decode_header(filename or ""))
-            attachments.append(Attachment(name, part.get_content_type(), len(payload)))
+            omitted = part.get(OMITTED_HEADER, "")
+            size = int(omitted) if omitted.isdigit() else len(payload)
+            attachments.append(Attachment(name, part.get_content_type(), size))
         elif part.get_content_type() == "text/plain":
             plain.append(_decode_payload(payload, part.get_content_charset()))
         elif part.get_content_type() == "text/html":

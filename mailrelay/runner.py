@@ -91,6 +91,7 @@ class Relay:
                 if self.stop_requested or self._brake(report):
                     break
                 outcome = self._handle(raw, inbox, outbox)
+                raw = None  # not held while the next (maybe 20 MB) mail is fetched
                 report.counts[outcome["outcome"]] += 1
                 report.mails.append(outcome)
                 self.progress()

@@ -56,3 +56,19 @@ def test_an_audit_trail_from_before_the_hash_chain_is_chained_and_says_so(tmp_pa
         events = [row["event"] for row in db.execute("SELECT event FROM events ORDER BY id")]
     assert verdict.intact and verdict.records == 3
     assert events == ["config.reloaded", "relay.paused", "audit.chained"]
+
+
+def test_raw_mails_from_before_get_their_bytes_column_last_and_keep_them(tmp_path):
+    """Only a last column lets SQLite write a large mail without holding it twice; older files are rebuilt."""
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE raw_mails (sha256 TEXT PRIMARY KEY, data BLOB NOT NULL, stored_at TEXT NOT NULL)")
+        db.execute("INSERT INTO raw_mails VALUES ('ab', x'0102', '2026-01-01')")
+    store = Store(path)
+    store.add_mail("cd" * 32, "<m@x>", "k", "a@x", "s", b"new bytes")
+    store.close()
+    with sqlite3.connect(path) as db:
+        columns = [row[1] for row in db.execute("PRAGMA table_info(raw_mails)")]
+        rows = db.execute("SELECT sha256, data FROM raw_mails ORDER BY sha256").fetchall()
+    assert columns[-1] == "data"
+    assert rows == [("ab", b"\x01\x02"), ("cd" * 32, b"new bytes")]

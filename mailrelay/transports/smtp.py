@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import smtplib
 import socket
 import ssl
@@ -13,6 +14,7 @@ from mailrelay.tls import tls_context
 from mailrelay.transports.base import Delivery, Status
 
 _CONNECTION_ERRORS = (smtplib.SMTPException, OSError, ssl.SSLError, socket.timeout)
+_LEADING_DOT = re.compile(rb"(?m)^\.")
 # RFC 5321 4.5.3.2.6: wait up to 10 minutes for the reply to the final dot.
 _FINAL_REPLY_TIMEOUT = 600.0
 
@@ -121,12 +123,30 @@ def _transaction(client: smtplib.SMTP, forward: Forward, final_reply_timeout: fl
         client.rset()
         worst = min(code for code, _ in refused.values())  # any 4xx means worth retrying
         return _by_code(worst, "; ".join(f"{r}: {_reply_text(c, m)}" for r, (c, m) in refused.items()))
-    client.sock.settimeout(final_reply_timeout)  # servers may scan the content before they answer
-    code, reply = client.data(forward.data)
+    code, reply = _data(client, forward.data, final_reply_timeout)
     if code != 250:
         return _by_code(code, _reply_text(code, reply))
     refusals = tuple(f"{r}: {_reply_text(c, m)}" for r, (c, m) in sorted(refused.items()))
     return Delivery(Status.ACCEPTED, _reply_text(code, reply), refusals)
+
+
+def _data(client: smtplib.SMTP, data: bytes, final_reply_timeout: float) -> tuple[int, bytes]:
+    """DATA as smtplib does it, without its three whole-message copies (a 20 MB forward would be 80 MB):
+    the forward is CRLF already and goes out in slices of itself, with a dot sent before each line that
+    starts with one. The reply to the final dot may take long: servers scan the content first."""
+    client.putcmd("data")
+    code, reply = client.getreply()
+    if code != 354:
+        raise smtplib.SMTPDataError(code, reply)
+    view, position = memoryview(data), 0
+    for match in _LEADING_DOT.finditer(data):  # each line that starts with "." gets one more
+        client.send(view[position:match.start()])
+        client.send(b".")
+        position = match.start()
+    client.send(view[position:])
+    client.send(b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n")
+    client.sock.settimeout(final_reply_timeout)
+    return client.getreply()
 
 
 def _by_code(code: int, text: str) -> Delivery:
