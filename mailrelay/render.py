@@ -25,9 +25,8 @@ ACK_TEMPLATES = {f"{variant}{language}": f"acknowledgement{suffix}.{language}.tx
                  for variant, suffix in (("", ""), ("abroad.", "-abroad")) for language in ("de", "en")}
 _MESSAGE_ID = re.compile(r"^<[\w.!#$%&'*+/=^`{|}~-]+@[\w.!#$%&'*+/=^`{|}~\[\]:-]+>$")  # no "?": no encoded word
 _SMTP_POLICY = email.policy.SMTP
-_BARE_LF = re.compile(rb"(?<!\r)\n")
-_BARE_CR = re.compile(rb"\r(?!\n)")
-_LONG_LINE = re.compile(rb"[^\r\n]{999}")  # SMTP lines are at most 998 bytes
+# A line after the first of more than 998 bytes (SMTP's limit); the search starts at each newline only.
+_LONG_LINE = re.compile(rb"\n[^\r\n]{999}")
 # Outer headers are not folded at 78 columns: some clients keep the fold's space in a Message-ID.
 _HEADER_POLICY = email.policy.SMTP.clone(max_line_length=998)
 
@@ -214,16 +213,24 @@ def _boundary(original: bytes) -> str:
 
 def _original_part(original: bytes) -> tuple[bytes, bytes]:
     """message/rfc822 in 7bit or 8bit where SMTP carries the bytes as they are (RFC 2046 allows
-    no other encoding for it); otherwise the same bytes as a base64 .eml file. Checked by searching,
-    not by splitting into lines: a 20 MB original is not copied more than it must be."""
-    normalised = re.sub(rb"\r?\n", b"\r\n", original) if _BARE_LF.search(original) else original
-    if not _LONG_LINE.search(normalised) and not _BARE_CR.search(normalised) and b"\x00" not in normalised:
+    no other encoding for it); otherwise the same bytes as a base64 .eml file. Checked by counting and
+    searching, not by splitting into lines: a 20 MB original is not copied more than it must be."""
+    crlf = original.count(b"\r\n")
+    normalised = re.sub(rb"\r?\n", b"\r\n", original) if original.count(b"\n") != crlf else original
+    if _fits_smtp(normalised):
         encoding = "7bit" if normalised.isascii() else "8bit"
         return (b'Content-Type: message/rfc822\r\nContent-Disposition: attachment; filename="original.eml"\r\n'
                 + f"Content-Transfer-Encoding: {encoding}\r\n\r\n".encode(), normalised)
     return (b'Content-Type: application/octet-stream; name="original.eml"\r\n'
             b'Content-Disposition: attachment; filename="original.eml"\r\n'
             b"Content-Transfer-Encoding: base64\r\n\r\n", base64.encodebytes(original).replace(b"\n", b"\r\n"))
+
+
+def _fits_smtp(data: bytes) -> bool:
+    """CRLF lines of at most 998 bytes, no bare CR, no NUL."""
+    first = data.find(b"\r\n")
+    return ((first if first >= 0 else len(data)) <= 998 and not _LONG_LINE.search(data)
+            and data.count(b"\r") == data.count(b"\r\n") and b"\x00" not in data)
 
 
 def _filesize(size: int) -> str:

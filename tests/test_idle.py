@@ -43,37 +43,33 @@ def test_new_mail_is_forwarded_as_soon_as_it_arrives(tmp_path, dovecot, imap_use
     assert len(smtp_sink.received) == 2
 
 
-def test_a_dropped_idle_connection_is_replaced_and_catches_up(tmp_path, dovecot, imap_user, smtp_sink):
-    """The connection is closed under the watcher (a server restart, a proxy timeout); mail that arrives
-    meanwhile is forwarded once the watcher has reconnected."""
+def _fault_while_idling(tmp_path, dovecot, imap_user, smtp_sink, fault: str, imap_extra: str = "") -> dict:
+    """Run the service through a proxy, inject `fault` (a CuttingProxy method) into the IDLE connection,
+    append a mail; returns the watcher's idle.lost event once the mail has been forwarded."""
     with CuttingProxy(dovecot.tls_port) as proxy:
-        config = _idle_config(tmp_path, dovecot, imap_user, smtp_sink, port=proxy.port)
+        config = _idle_config(tmp_path, dovecot, imap_user, smtp_sink, port=proxy.port, imap_extra=imap_extra)
+        config.write_text(config.read_text().replace("timeout = 10", "timeout = 3", 1))
         lines: list[dict] = []
         with running(config) as process:
             wait_for_event(process, lines, "idle.started")
             wait_for_event(process, lines, "poll.finished")
-            proxy.drop_all()
+            getattr(proxy, fault)()
             dovecot.append(imap_user, "INBOX", APPLICATION)
             lost = wait_for_event(process, lines, "idle.lost", timeout=20)
             smtp_sink.wait_for(1, timeout=30)
             _stop(process)
+    return lost
+
+
+def test_a_dropped_idle_connection_is_replaced_and_catches_up(tmp_path, dovecot, imap_user, smtp_sink):
+    """The connection is closed under the watcher (a server restart, a proxy timeout); mail that arrives
+    meanwhile is forwarded once the watcher has reconnected."""
+    lost = _fault_while_idling(tmp_path, dovecot, imap_user, smtp_sink, "drop_all")
     assert "closed" in lost["error"] or "Error" in lost["error"]
 
 
 def test_a_silent_idle_connection_is_noticed_by_the_probe_and_replaced(tmp_path, dovecot, imap_user, smtp_sink):
     """The connection stays open but nothing comes through any more (a dead NAT entry): the NOOP probe at
     the next renewal times out, the watcher reconnects and the waiting mail is forwarded."""
-    with CuttingProxy(dovecot.tls_port) as proxy:
-        config = _idle_config(tmp_path, dovecot, imap_user, smtp_sink, port=proxy.port,
-                              imap_extra="idle_renew_seconds = 2")
-        config.write_text(config.read_text().replace("timeout = 10", "timeout = 3", 1))
-        lines: list[dict] = []
-        with running(config) as process:
-            wait_for_event(process, lines, "idle.started")
-            wait_for_event(process, lines, "poll.finished")
-            proxy.freeze()
-            dovecot.append(imap_user, "INBOX", APPLICATION)
-            lost = wait_for_event(process, lines, "idle.lost", timeout=20)
-            smtp_sink.wait_for(1, timeout=30)
-            _stop(process)
+    lost = _fault_while_idling(tmp_path, dovecot, imap_user, smtp_sink, "freeze", imap_extra="idle_renew_seconds = 2")
     assert "timed out" in lost["error"] or "timeout" in lost["error"].lower()

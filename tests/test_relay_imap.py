@@ -496,3 +496,14 @@ def test_flag_mode_keeps_handled_mail_in_the_inbox_marked(tmp_path, dovecot, ima
     assert flags == [b"$Forwarded", b"$MailrelayIgnored"]
     assert mail_states(tmp_path) == [("forwarded", "desk-public", "INBOX ($Forwarded)"),
                                      ("ignored", "none", "INBOX ($MailrelayIgnored)")]
+
+
+def test_lines_starting_with_a_dot_arrive_intact(config, dovecot, imap_user, smtp_sink):
+    """SMTP dot-stuffing: a line of only "." or starting with "." in the original does not end the DATA early
+    and reaches the desk as it was."""
+    mail = APPLICATION.replace(b"Sehr geehrte", b".\n..zwei Punkte\n.ein Punkt\nSehr geehrte", 1)
+    assert b"\n.\n" in mail
+    dovecot.append(imap_user, "INBOX", mail)
+    assert once(config) == 0
+    [received] = forwards(smtp_sink)
+    assert b"\r\n.\r\n..zwei Punkte\r\n.ein Punkt\r\n" in received.data
