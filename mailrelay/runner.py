@@ -232,7 +232,8 @@ class Relay:
         """Record the mail and its bytes before anything else is done with it."""
         from_address = inbound.from_.address if inbound and inbound.from_ else ""
         mail_id = self.store.add_mail(sha256, inbound.message_id if inbound else "", raw.key, from_address,
-                                      inbound.subject if inbound else "", raw.data, thread_of(inbound) if inbound else None)
+                                      inbound.subject if inbound else "", raw.data,
+                                      thread_of(inbound) if inbound else None)
         self.log.info("mail.received", mail_id=mail_id, source=raw.key, sha256=sha256,
                       message_id=inbound.message_id if inbound else "")
         return mail_id
@@ -315,7 +316,10 @@ class Relay:
         for ack in self.store.due_acks():
             self._audit(ack.mail_id, "ack.sending", {"to": ack.address, "message_id": ack.message_id})
             self.store.sync()
-            delivery = outbox.send(Forward("applicant", (ack.address,), "", ack.message_id, ack.data))
+            try:
+                delivery = outbox.send(Forward("applicant", (ack.address,), "", ack.message_id, ack.data))
+            except Exception as error:  # a bug must not cost the poll; the answer is tried again later
+                delivery = Delivery(Status.TEMPORARY, f"{type(error).__name__}: {error}")
             detail = {"to": ack.address, "message_id": ack.message_id, "reply": delivery.reply}
             if delivery.status is Status.ACCEPTED:
                 self.log.info("ack.sent", mail_id=ack.mail_id, **detail)
