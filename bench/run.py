@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     if dovecot_binary() is None:
         print("bench: dovecot is not installed (apt-get install dovecot-imapd)", file=sys.stderr)
         return 1
+    _stop_on_sigterm()
     began, revision, load = time.monotonic(), _revision(), os.getloadavg()[0]
     rows = _measure(arguments, _sizes(arguments), lambda text: _say(began, text))
     print(_table(rows))
@@ -47,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     print(_machine(time.monotonic() - began))
     print(f"relay:    {revision}; load average {load:.2f} at the start, {os.getloadavg()[0]:.2f} at the end")
     return 0
+
+
+def _stop_on_sigterm() -> None:
+    """`timeout` and service managers send SIGTERM: leave through the context managers, as Ctrl-C does,
+    so Dovecot is stopped and the temporary folders are removed."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def _parser() -> argparse.ArgumentParser:
