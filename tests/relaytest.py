@@ -74,6 +74,12 @@ def mail_states(directory: Path) -> list[tuple[str, str | None, str | None]]:
         return db.execute("SELECT state, route, archived_to FROM mails ORDER BY id").fetchall()
 
 
+def make_retries_due(directory: Path) -> None:
+    """Move every waiting mail's next attempt into the past, as if its backoff had run out."""
+    with sqlite3.connect(directory / "state.sqlite") as db:
+        db.execute("UPDATE mails SET next_attempt = '2000-01-01T00:00:00.000+00:00' WHERE state = 'retry'")
+
+
 def without_crlf(data: bytes) -> bytes:
     return data.replace(b"\r\n", b"\n")
 

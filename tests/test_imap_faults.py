@@ -6,7 +6,7 @@ import sqlite3
 
 from mailrelay.cli import main
 from tests.helpers import REPO
-from tests.relaytest import alerts, audit_events, forwards, once, write_config
+from tests.relaytest import alerts, audit_events, forwards, make_retries_due, once, write_config
 from tests.servers import CuttingProxy
 
 MAILS = REPO / "mailrelay" / "demo" / "mails"
@@ -114,7 +114,6 @@ def test_second_copy_of_a_waiting_mail_is_archived_and_the_first_sent_once(tmp_p
     dovecot.append(imap_user, "INBOX", APPLICATION)
     assert once(config) == 0 and forwards(smtp_sink) == []
     assert len(dovecot.messages(imap_user, "INBOX")) == 1
-    with sqlite3.connect(tmp_path / "state.sqlite") as db:
-        db.execute("UPDATE mails SET next_attempt = '2000-01-01T00:00:00.000+00:00' WHERE state = 'retry'")
+    make_retries_due(tmp_path)
     assert once(config) == 0
     assert len(forwards(smtp_sink)) == 1 and dovecot.messages(imap_user, "INBOX") == []

@@ -10,8 +10,8 @@ import pytest
 
 from mailrelay.store import Store
 from tests.helpers import REPO
-from tests.relaytest import (RELAY_ADDRESS, alerts, audit_events, closed_port, forwards, mail_states, once, without_crlf,
-                              write_config)
+from tests.relaytest import (RELAY_ADDRESS, alerts, audit_events, closed_port, forwards, make_retries_due,
+                              mail_states, once, without_crlf, write_config)
 
 MAILS = REPO / "mailrelay" / "demo" / "mails"
 APPLICATION = (MAILS / "01-application-state-ministry.eml").read_bytes()
@@ -414,8 +414,6 @@ def test_different_mails_claiming_one_message_id_get_different_forward_ids(confi
 
 def test_waiting_mail_moved_away_and_back_is_found_again(tmp_path, dovecot, imap_user, smtp_sink):
     """A mail waiting for its retry that gets a new UID is re-keyed at once and sent when due."""
-    import sqlite3
-
     config = write_config(tmp_path, dovecot, imap_user, smtp_sink, schedule="retry_min_seconds = 3600")
     dovecot.append(imap_user, "INBOX", APPLICATION)
     smtp_sink.reject_next(1, code=451)
@@ -423,8 +421,7 @@ def test_waiting_mail_moved_away_and_back_is_found_again(tmp_path, dovecot, imap
     _move_out_and_back(dovecot, imap_user)
     dovecot.append(imap_user, "INBOX", AUTO_REPLY)  # a later mail moves the UID position past it
     assert once(config) == 0 and smtp_sink.received == []
-    with sqlite3.connect(tmp_path / "state.sqlite") as db:
-        db.execute("UPDATE mails SET next_attempt = '2000-01-01T00:00:00.000+00:00' WHERE state = 'retry'")
+    make_retries_due(tmp_path)
     assert once(config) == 0
     assert len(smtp_sink.received) == 1 and dovecot.messages(imap_user, "INBOX") == []
 
