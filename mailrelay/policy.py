@@ -10,7 +10,7 @@ import jinja2
 from mailrelay.config import Settings
 from mailrelay.render import TEMPLATE_NAMES, Templates, load_templates
 from mailrelay.rules import Rules, load_rules
-from mailrelay.signals import Signals, load_signals
+from mailrelay.classify.signals import Signals, load_signals
 from mailrelay.templatecheck import trial_render
 from mailrelay.tomlcheck import ConfigError, Problem
 

@@ -11,7 +11,7 @@ import pytest
 from mailrelay.classify import classify
 from mailrelay.model import Classification, Kind, Level, RawMail, Sender
 from mailrelay.parse import parse
-from mailrelay.signals import Signals, load_signals
+from mailrelay.classify.signals import Signals, load_signals
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"

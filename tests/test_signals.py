@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from mailrelay.signals import load_signals
+from mailrelay.classify.signals import load_signals
 from mailrelay.tomlcheck import ConfigError
 from mailrelay.wildcards import domains_regex, nested_unbounded_repeat, words_regex
 

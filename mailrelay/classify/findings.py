@@ -6,8 +6,8 @@ from collections import Counter
 from collections.abc import Iterator
 
 from mailrelay.model import Evidence, Inbound
-from mailrelay.signals import Group, Signals
-from mailrelay.signature import Letter, Spot
+from mailrelay.classify.signals import Group, Signals
+from mailrelay.classify.signature import Letter, Spot
 
 # "+49 30 1234", "0049 711 ...": the digits after + or 00; dialling codes are prefix-free, so the
 # code is simply the start of those digits.

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from mailrelay.signals import TextRules
+from mailrelay.classify.signals import TextRules
 
 _SEPARATOR = re.compile(r"^\s*(--|__|—)\s*$")
 _MAX_CLOSING = 40       # "Mit freundlichen Grüßen" fits; a sentence that thanks someone does not

@@ -4,10 +4,10 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from mailrelay.findings import about_findings, kind_findings, scores, text_language
+from mailrelay.classify.findings import about_findings, kind_findings, scores, text_language
 from mailrelay.model import UNKNOWN_COUNTRY, Classification, Evidence, Inbound, Kind, Level, Sender
-from mailrelay.signals import Signals
-from mailrelay.signature import Letter, read_letter
+from mailrelay.classify.signals import Signals
+from mailrelay.classify.signature import Letter, read_letter
 
 # Machine kinds are decided before a person's mail; on equal scores the earlier one wins, because a
 # bounce also carries Auto-Submitted and an auto-reply may carry "Precedence: bulk".
