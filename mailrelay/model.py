@@ -115,6 +115,9 @@ class Classification:
     evidence: tuple[Evidence, ...] = ()
     unauthenticated: tuple[str, ...] = ()  # checks our receiving server reported as failed
     language: str | None = None  # of the sender's own text: "de", "en", or None when it cannot be told
+    region: str | None = None  # ISO 3166-2 ("DE-BY") for senders in DE, AT and CH, when it can be told
+    domain: str = ""  # the sender address's registrable domain (Public Suffix List): "bund.de"
+    host: str = ""  # the sender address's whole domain: "zoll.bund.de"
 
     def evidence_for(self, field_name: str) -> tuple[Evidence, ...]:
         return tuple(item for item in self.evidence if item.field == field_name)
