@@ -65,7 +65,9 @@ class TomlFile:
         return cls(path, text, data)
 
     def line_of(self, key: Key) -> int:
-        """The line where `key` (a path of table names, array indexes and a key) is written; 1 if unsure."""
+        """The line where `key` (a path of table names, array indexes and a key) is written; 1 if unsure.
+
+        A key inside an inline table (`when = { knd = ... }`) is found at the line of `when`."""
         tables, name = _split_key(key)
         start = self._table_start(tables)
         if name is not None and start is not None:
@@ -74,7 +76,11 @@ class TomlFile:
                 if match and _normalise_key(match.group(1)).split(".")[0] == name:
                     return number
         header = self._table_start(key) if name is not None else None  # `key` may itself be a [table]
-        return header or start or 1
+        if header or start:
+            return header or start
+        if tables and not isinstance(tables[-1], int):
+            return self.line_of(tables)  # no [header]: an inline table, written on the line of its key
+        return 1
 
     def _table_start(self, tables: tuple[str | int, ...]) -> int | None:
         if not tables:
