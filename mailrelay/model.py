@@ -83,6 +83,9 @@ class Inbound:
     raw: bytes = field(repr=False)
     sha256: str
     parse_problems: tuple[str, ...] = ()
+    part_types: tuple[str, ...] = ()  # every MIME part's content type, the whole mail's first
+    report_type: str = ""  # report-type of a multipart/report (RFC 6522): "delivery-status", ...
+    delivery_failures: tuple[str, ...] = ()  # recipients a bounce detector (flufl.bounce) found failing
 
     def header(self, name: str) -> str | None:
         """The first value of header `name` (case-insensitive), or None."""

@@ -12,6 +12,7 @@ from datetime import datetime
 from email.message import Message
 
 import mailparser
+from flufl.bounce import all_failures
 
 from mailrelay.htmltext import html_to_text
 from mailrelay.model import Address, Attachment, Inbound, RawMail
@@ -25,6 +26,10 @@ ADDR_SPEC = re.compile(r"^[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(\.[\w-]+)+$")
 # mail-parser logs a warning for every part type it does not render (DSN parts, for one);
 # those are normal here, and its own log lines would bypass our structured log.
 logging.getLogger("mailparser").setLevel(logging.ERROR)
+# flufl.bounce logs a traceback for each of its detectors that trips over a malformed mail; the
+# other detectors still run, and a mail it cannot read simply yields no failures.
+logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)
+_MAX_PARTS = 200
 
 
 def parse(raw: RawMail) -> Inbound:
@@ -57,7 +62,35 @@ def parse(raw: RawMail) -> Inbound:
         raw=raw.data,
         sha256=hashlib.sha256(raw.data).hexdigest(),
         parse_problems=tuple(problems),
+        part_types=_part_types(message),
+        report_type=(message.get_param("report-type") or "").lower() if message.get_content_type() == "multipart/report"
+        else "",
+        delivery_failures=_delivery_failures(message),
     )
+
+
+def _part_types(message: Message) -> tuple[str, ...]:
+    types = []
+    for part in message.walk():
+        types.append(part.get_content_type())
+        if len(types) >= _MAX_PARTS:
+            break
+    return tuple(types)
+
+
+def _delivery_failures(message: Message) -> tuple[str, ...]:
+    """The addresses flufl.bounce's detectors (DSN and some thirty vendor formats) report as failing."""
+    try:
+        temporary, permanent = all_failures(message)
+    except Exception:  # a detector that fails on hostile input is no evidence either way
+        return ()
+    found = {_address_text(address) for address in temporary | permanent}
+    return tuple(sorted(address for address in found if address))
+
+
+def _address_text(address: bytes | str) -> str:
+    text = address.decode("utf-8", "replace") if isinstance(address, bytes) else str(address)
+    return _single_line(text).lower()[:200]
 
 
 def decode_header(value: object) -> str:

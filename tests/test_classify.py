@@ -87,10 +87,12 @@ def test_invitation_without_list_headers_is_bulk():
     assert {"subject", "body line 3"} <= set(places(result, "kind", "bulk"))
 
 
-def test_phishing_without_any_sign_of_a_person_is_spam():
-    """A mail with no greeting, no topic of ours and a link is spam."""
+def test_mailbox_quota_phishing_is_spam_by_its_content():
+    """"Your mailbox is almost full" in subject and text, with a link, is spam: content evidence, not the
+    missing greeting."""
     result = classified("spam-phishing-without-greeting.eml")
     assert result.kind is Kind.SPAM
+    assert {"subject", "body line 1"} <= set(places(result, "kind", "spam"))
 
 
 def test_seo_offer_with_a_greeting_is_spam():

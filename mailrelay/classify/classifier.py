@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from mailrelay.classify.findings import about_findings, kind_findings, scores, text_language
 from mailrelay.model import UNKNOWN_COUNTRY, Classification, Evidence, Inbound, Kind, Level, Sender
+from mailrelay.classify.machine import Facts, ServerReport
 from mailrelay.classify.signals import Signals
 from mailrelay.classify.signature import Letter, read_letter
 
@@ -23,10 +24,11 @@ class Verdict:
     note: Evidence
 
 
-def classify(inbound: Inbound, signals: Signals) -> Classification:
+def classify(inbound: Inbound, signals: Signals, server: ServerReport = ServerReport()) -> Classification:
     """What the mail is, who sent it from where, how sure, and the evidence for each conclusion."""
     letter = read_letter(inbound.text, signals.text)
-    found = kind_findings(inbound, letter, signals) + _letter_notes(letter)
+    facts = Facts(inbound, server, lambda host: False)
+    found = kind_findings(facts, letter, signals) + _letter_notes(letter)
     kind = _kind(scores(found), signals)
     evidence = found + [kind.note]
     if Kind(kind.value).is_machine:
@@ -63,33 +65,30 @@ def _about(field: str, inbound: Inbound, letter: Letter, signals: Signals) -> tu
 
 
 def _kind(totals: Counter, signals: Signals) -> Verdict:
-    """A machine kind if one passes its threshold; else a person's application or inquiry; else spam."""
+    """A machine kind only on positive evidence that passes its threshold; anything else is a person's
+    application or inquiry, which the editors see. "Cannot tell" is never a reason to archive a mail."""
     limits = signals.thresholds
     machine = [kind for kind in MACHINE_ORDER if totals[kind] >= limits.kind]
     if machine:
         best = max(machine, key=lambda kind: (totals[kind], -MACHINE_ORDER.index(kind)))
         # Signs of a person (a greeting, the topic) do not contest a machine kind: auto-replies quote them.
         return _chosen("kind", str(best), totals - Counter({"person": totals["person"]}), limits.kind)
-    # A question alone is no sign of a person writing to us: sales pitches ask questions too.
-    person = totals["person"] + totals[Kind.APPLICATION]
-    if person < limits.person:
-        return _no_person(totals, limits.kind, person)
     application, inquiry = totals[Kind.APPLICATION], totals[Kind.INQUIRY]
     if application >= limits.application and application > inquiry:
         return _chosen("kind", Kind.APPLICATION, Counter({"application": application, "inquiry": inquiry}),
                        limits.application)
-    # Anything else a person wrote is an inquiry: the editors read it.
+    if totals["person"] + application + inquiry <= 0:
+        return _cannot_tell(totals, limits.kind)
     return _chosen("kind", Kind.INQUIRY, Counter({"inquiry": inquiry, "application": application}),
                    limits.application, floor=0.5)
 
 
-def _no_person(totals: Counter, threshold: float, person: float) -> Verdict:
-    """No greeting with our topic, no notice of an application: nobody wrote this to us; never forwarded."""
+def _cannot_tell(totals: Counter, threshold: float) -> Verdict:
+    """No sign of a person and not enough of a machine: an inquiry, so that the editors look at it."""
     machine = max(totals[kind] for kind in MACHINE_ORDER)
-    confidence = round(0.5 + 0.5 * min(1.0, machine / threshold), 3)
-    note = Evidence("kind", str(Kind.SPAM), f"decided: no sign that a person wrote it (person score {person:.2f})",
-                    "classifier", round(machine, 3))
-    return Verdict(str(Kind.SPAM), confidence, note)
+    note = Evidence("kind", str(Kind.INQUIRY), f"undecided: no sign of a person, machine evidence {machine:.2f} "
+                    f"below {threshold:.2f}; the editors decide", "classifier", 0.0)
+    return Verdict(str(Kind.INQUIRY), 0.5, note)
 
 
 def _chosen(field: str, value: str, totals: Counter, threshold: float, floor: float = 0.0) -> Verdict:

@@ -5,6 +5,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 
+from mailrelay.classify.machine import DETECTORS, Facts, ServerReport
 from mailrelay.model import Evidence, Inbound
 from mailrelay.classify.signals import Group, Signals
 from mailrelay.classify.signature import Letter, Spot
@@ -16,13 +17,17 @@ _WORD = re.compile(r"[^\W\d_]+")
 _MIN_LANGUAGE_WORDS = 3
 
 
-def kind_findings(inbound: Inbound, letter: Letter, signals: Signals) -> list[Evidence]:
-    """Evidence for the kinds: headers, sender address, subject, the sender's text, attachment names."""
+def kind_findings(facts: Facts, letter: Letter, signals: Signals) -> list[Evidence]:
+    """Evidence for the kinds: headers, our server's verdicts, sender address, subject, the sender's text,
+    attachment names, MIME parts and the built-in detectors."""
+    inbound = facts.inbound
     found: list[Evidence] = []
     for group in signals.groups_for("kind"):
-        found += [hit for hit in (_header_hit(group, inbound), _sender_hit(group, inbound),
-                                  _subject_hit(group, inbound.subject), _attachment_hit(group, inbound))
+        found += [hit for hit in (_header_hit(group, inbound), _trusted_header_hit(group, facts.server),
+                                  _sender_hit(group, inbound), _subject_hit(group, inbound.subject),
+                                  _attachment_hit(group, inbound), _part_hit(group, inbound))
                   if hit is not None]
+        found += _detector_hits(group, facts)
         found += _best_text_hits(group, letter.body, lambda spot: 1.0)
     return found
 
@@ -110,6 +115,31 @@ def _header_hit(group: Group, inbound: Inbound) -> Evidence | None:
             if pattern.search(value):
                 return _evidence(group, f"{value}", f"header {_header_name(name)}", 1.0)
     return None
+
+
+def _trusted_header_hit(group: Group, server: ServerReport) -> Evidence | None:
+    for name, pattern in group.trusted_headers:
+        for value in server.header_values(name):
+            if pattern.search(value):
+                return _evidence(group, value, f"header {_header_name(name)} from our server", 1.0)
+    return None
+
+
+def _part_hit(group: Group, inbound: Inbound) -> Evidence | None:
+    if group.parts is None:
+        return None
+    matched = next((kind for kind in inbound.part_types if group.parts.match(kind)), None)
+    return _evidence(group, matched, f"MIME part {matched}", 1.0) if matched else None
+
+
+def _detector_hits(group: Group, facts: Facts) -> list[Evidence]:
+    hits = []
+    for name in group.detectors:
+        detector, where = DETECTORS[name]
+        found = detector(facts)
+        if found:
+            hits.append(_evidence(group, found, where, 1.0))
+    return hits
 
 
 def _header_name(name: str) -> str:

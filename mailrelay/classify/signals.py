@@ -7,12 +7,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailrelay.classify.machine import DETECTORS
 from mailrelay.model import Kind, Level, Sender
 from mailrelay.tomlcheck import Key, Problem, TomlFile
 from mailrelay.wildcards import domains_regex, globs_regex, nested_unbounded_repeat, words_regex
 
 _TOP_KEYS = ("thresholds", "where", "text", "free_mail", "language", "kind", "sender", "level", "country")
-_THRESHOLDS = ("kind", "person", "application", "sender", "level", "country", "margin")
+_THRESHOLDS = ("kind", "application", "sender", "level", "country", "margin")
 _WHERE = ("signature", "body", "weaker", "question", "unit")
 _TEXT_WORDS = ("closings", "footer", "weaker", "ignore", "units")
 _VALUES = {
@@ -23,12 +24,12 @@ _VALUES = {
 # Which lists a group of each field may hold: a kind looks at headers, addresses and attachments,
 # the others at the text and the sender's domain.
 _LISTS = {
-    "kind": ("words", "subject", "patterns", "senders", "attachments"),
+    "kind": ("words", "subject", "patterns", "senders", "attachments", "parts", "detectors"),
     "sender": ("words", "patterns", "domains"),
     "level": ("words", "patterns", "domains"),
     "country": ("words", "patterns", "domains", "free_mail_domains", "phone_codes"),
 }
-_SCALARS = {"kind": ("weight", "headers"), "country": ("weight", "language")}
+_SCALARS = {"kind": ("weight", "headers", "trusted_headers"), "country": ("weight", "language")}
 _COUNTRY_CODE = re.compile(r"^[A-Z]{2}$")
 # (test, message, hint) for the entries of lists whose entries have a form of their own
 _ENTRY_FORMS = {
@@ -56,6 +57,9 @@ class Group:
     senders: re.Pattern | None = None
     attachments: re.Pattern | None = None
     headers: tuple[tuple[str, re.Pattern], ...] = ()
+    trusted_headers: tuple[tuple[str, re.Pattern], ...] = ()  # only as our own server wrote them
+    parts: re.Pattern | None = None  # content types of the mail's MIME parts
+    detectors: tuple[str, ...] = ()  # built-in detectors (mailrelay/classify/machine.py) by name
     phone_codes: tuple[str, ...] = ()
     language: str | None = None
 
@@ -76,7 +80,6 @@ class TextRules:
 @dataclass(frozen=True)
 class Thresholds:
     kind: float
-    person: float
     application: float
     sender: float
     level: float
@@ -253,7 +256,8 @@ def _value_groups(doc: TomlFile, field: str, value: str, table: dict, languages:
 def _group(doc: TomlFile, field: str, value: str, table: dict, key: Key, languages: set[str]) -> Group | None:
     allowed = _LISTS[field] + _SCALARS.get(field, ("weight",))
     _check_keys(doc, table, allowed, key)
-    lists = [name for name in _LISTS[field] if name in table] + [n for n in ("headers", "language") if n in table]
+    lists = [name for name in _LISTS[field] if name in table] + [
+        n for n in ("headers", "trusted_headers", "language") if n in table]
     if not lists:
         _table_problem(doc, key, f"[{'.'.join(key)}] has nothing to look for",
                        f"give it one of: {', '.join(_LISTS[field])}")
@@ -271,7 +275,19 @@ def _group_lists(doc: TomlFile, table: dict, key: Key) -> dict:
         "free_mail_domains": domains_regex(_entries(doc, table, "free_mail_domains", key)),
         "senders": globs_regex(_strings(doc, table, "senders", key)),
         "attachments": globs_regex(_strings(doc, table, "attachments", key)),
+        "parts": globs_regex([entry.lower() for entry in _strings(doc, table, "parts", key)]),
+        "detectors": _detectors(doc, table, key),
     }
+
+
+def _detectors(doc: TomlFile, table: dict, key: Key) -> tuple[str, ...]:
+    names = _strings(doc, table, "detectors", key)
+    for name in names:
+        if name not in DETECTORS:
+            close = difflib.get_close_matches(name, DETECTORS, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(sorted(DETECTORS))}"
+            _problem_at(doc, key + ("detectors",), name, f"unknown detector '{name}'", hint)
+    return tuple(name for name in names if name in DETECTORS)
 
 
 def _entries(doc: TomlFile, table: dict, name: str, key: Key, form: str = "") -> list[str]:
@@ -287,7 +303,8 @@ def _entries(doc: TomlFile, table: dict, name: str, key: Key, form: str = "") ->
 
 
 def _group_extras(doc: TomlFile, field: str, table: dict, key: Key, languages: set[str]) -> dict:
-    extras: dict = {"headers": _headers(doc, table, key),
+    extras: dict = {"headers": _headers(doc, table, key, "headers"),
+                    "trusted_headers": _headers(doc, table, key, "trusted_headers"),
                     "phone_codes": tuple(_entries(doc, table, "phone_codes", key))}
     language = doc.get(table, "language", str, key, default=None)
     if language is not None and language not in languages:
@@ -297,16 +314,16 @@ def _group_extras(doc: TomlFile, field: str, table: dict, key: Key, languages: s
     return extras
 
 
-def _headers(doc: TomlFile, table: dict, key: Key) -> tuple[tuple[str, re.Pattern], ...]:
+def _headers(doc: TomlFile, table: dict, key: Key, section: str) -> tuple[tuple[str, re.Pattern], ...]:
     """Header tests: header name = regex its value must match (case-insensitive); '' means present."""
-    headers = _table(doc, table, "headers", key)
+    headers = _table(doc, table, section, key)
     tests = []
     for name, text in headers.items():
         if not isinstance(text, str):
-            doc.problem(key + ("headers", name), f"the test for header '{name}' must be a string, "
+            doc.problem(key + (section, name), f"the test for header '{name}' must be a string, "
                         f"not {type(text).__name__}", "a regular expression, or \"\" for: the header is present")
             continue
-        pattern = _regex(doc, text, key + ("headers", name), re.IGNORECASE)
+        pattern = _regex(doc, text, key + (section, name), re.IGNORECASE)
         if pattern is not None:
             tests.append((name.lower(), pattern))
     return tuple(tests)
