@@ -20,7 +20,8 @@ def explain_file(config: Path, mail: Path, as_json: bool = False) -> dict | str:
     processed = decide(inbound, policy, Identity.of(settings))
     facts = _facts(processed)
     if processed.classification is not None:
-        facts["rules"] = [dict(zip(("rule", "matched", "why"), (rule.name, *explain_rule(rule, processed.classification))))
+        facts["rules"] = [dict(zip(("rule", "matched", "why"),
+                                   (rule.name, *explain_rule(rule, inbound, processed.classification))))
                           for rule in policy.rules.rules]
     if as_json:
         return facts
@@ -35,7 +36,8 @@ def _facts(processed: Processed) -> dict:
         "subject": inbound.subject,
         "sha256": inbound.sha256,
         "parse_problems": list(inbound.parse_problems),
-        "kind": None, "sender": None, "level": None, "country": None, "confidence": None, "evidence": [],
+        "kind": None, "sender": None, "level": None, "country": None, "region": None, "language": None,
+        "domain": None, "host": None, "confidence": None, "evidence": [],
         "action": str(decision.action),
         "route": decision.route,
         "rule": decision.rule,
@@ -48,7 +50,8 @@ def _facts(processed: Processed) -> dict:
         facts.update(
             kind=str(classification.kind), sender=str(classification.sender),
             level=str(classification.level) if classification.level else None,
-            country=classification.country, confidence=round(classification.confidence, 3),
+            country=classification.country, region=classification.region, language=classification.language,
+            domain=classification.domain, host=classification.host, confidence=round(classification.confidence, 3),
             evidence=[{"field": e.field, "value": e.value, "signal": e.signal, "where": e.where,
                        "weight": e.weight} for e in classification.evidence],
         )
@@ -77,6 +80,9 @@ def _as_text(facts: dict, processed: Processed, policy) -> str:
             f"Kind:        {facts['kind']}",
             f"Sender:      {facts['sender']}" + (f" ({facts['level']})" if facts["level"] else ""),
             f"Country:     {facts['country']}",
+            f"Region:      {facts['region'] or 'unknown'}",
+            f"Domain:      {facts['domain'] or '(none)'}" + (f" (host {facts['host']})" if facts["host"] else ""),
+            f"Language:    {facts['language'] or 'unknown'}",
             f"Confidence:  {facts['confidence']}",
             "Evidence:",
         ]
@@ -84,7 +90,7 @@ def _as_text(facts: dict, processed: Processed, policy) -> str:
                   for e in facts["evidence"]]
         lines.append("Rules (first match wins):")
         for rule in policy.rules.rules:
-            matched, why = explain_rule(rule, processed.classification)
+            matched, why = explain_rule(rule, processed.inbound, processed.classification)
             lines.append(f"  {'MATCH' if matched else 'no':5}  {rule.name} -> {rule.desk or rule.action}  ({why})")
     lines.append(f"Decision:    {facts['action']} -> {facts['route']} (rule {facts['rule']})"
                  + (f": {facts['reason']}" if facts["reason"] else ""))

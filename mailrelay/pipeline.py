@@ -35,7 +35,7 @@ def judge(inbound: Inbound, policy: Policy, identity: Identity) -> Processed:
         return Processed(inbound, None, dataclasses.replace(loop, rules_version=policy.version))
     classification = dataclasses.replace(classify(inbound, policy.signals),
                                          unauthenticated=failed_checks(inbound, identity.authserv_id))
-    decision = dataclasses.replace(route(classification, policy.rules), rules_version=policy.version)
+    decision = dataclasses.replace(route(inbound, classification, policy.rules), rules_version=policy.version)
     return Processed(inbound, classification, decision)
 
 

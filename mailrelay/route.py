@@ -1,43 +1,98 @@
-"""Inbound classification + the editors' rules -> Decision (pure; first match wins)."""
+"""Inbound mail + its classification + the editors' rules -> Decision (pure; first match wins)."""
 from __future__ import annotations
 
-from mailrelay.model import Action, Classification, Decision
-from mailrelay.rules import Condition, Rule, Rules
+from fnmatch import fnmatchcase
+
+from mailrelay.conditions import UNKNOWN, Condition
+from mailrelay.model import Action, Classification, Decision, Inbound
+from mailrelay.rules import Rule, Rules
+
+_SHOWN = 60  # characters of a found text shown by explain
 
 
-def field_value(classification: Classification, field_name: str) -> str:
-    """The classification's value for a rule field, as rules spell it."""
+def field_value(inbound: Inbound, classification: Classification, field_name: str) -> str:
+    """The mail's value for a finite rule field, as rules spell it."""
+    if field_name == "has_attachment":
+        return "true" if inbound.attachments else "false"
     value = getattr(classification, field_name)
-    return "none" if value is None else str(value)
+    if value is None:
+        return "none" if field_name == "level" else UNKNOWN
+    return str(value)
 
 
-def condition_holds(condition: Condition, classification: Classification) -> bool:
-    return (field_value(classification, condition.field) in condition.values) != condition.negated
+def observe(condition: Condition, inbound: Inbound, classification: Classification) -> tuple[bool, str]:
+    """Whether the condition's test finds the mail's value among its own (before `unless` negates it),
+    and what was seen, in words."""
+    if condition.field == "domain":
+        return _observe_domain(condition, classification)
+    if condition.is_open:
+        return _observe_text(condition, inbound)
+    value = field_value(inbound, classification, condition.field)
+    return value in condition.values, f"{condition.field} {value}"
 
 
-def explain_rule(rule: Rule, classification: Classification) -> tuple[bool, str]:
+def _observe_domain(condition: Condition, classification: Classification) -> tuple[bool, str]:
+    """A pattern matches the sender's registrable domain or the whole host part of the address."""
+    labelled = (("domain", classification.domain.lower()), ("host", classification.host.lower()))
+    names = tuple((label, name) for label, name in labelled if name)  # no address: no domain matches
+    for pattern in sorted(condition.values):
+        for label, name in names:
+            if fnmatchcase(name, pattern):
+                return True, f"{label} {name} matches {pattern}"
+    seen = " / ".join(dict.fromkeys(name for _, name in names)) or "(none)"
+    return False, f"domain {seen} matches none of {', '.join(sorted(condition.values))}"
+
+
+def _observe_text(condition: Condition, inbound: Inbound) -> tuple[bool, str]:
+    where = "subject" if condition.field.startswith("subject") else "text"
+    text = inbound.subject if where == "subject" else inbound.text
+    for pattern in condition.patterns:
+        found = pattern.search(text)
+        if found is None:
+            continue
+        shown = " ".join(found.group().split())[:_SHOWN]
+        if condition.field.endswith("_regex"):
+            return True, f"{where} matches /{pattern.pattern}/ ('{shown}')"
+        return True, f"{where} contains '{shown}'"
+    if condition.field.endswith("_regex"):
+        return False, f"{where} matches none of {', '.join(f'/{p.pattern}/' for p in condition.patterns)}"
+    return False, f"{where} contains none of {', '.join(repr(word) for word in sorted(condition.values))}"
+
+
+def condition_holds(condition: Condition, inbound: Inbound, classification: Classification) -> bool:
+    return observe(condition, inbound, classification)[0] != condition.negated
+
+
+def explain_rule(rule: Rule, inbound: Inbound, classification: Classification) -> tuple[bool, str]:
     """Whether the rule matches, and on what: the conditions that held, or the first that did not."""
+    held = []
     for condition in rule.conditions:
-        if not condition_holds(condition, classification):
-            value = field_value(classification, condition.field)
-            verb = "is" if condition.negated else "is not"
-            return False, f"{condition.field} {value} {verb} {'/'.join(sorted(condition.values))}"
-    held = [f"{c.field} {field_value(classification, c.field)}" for c in rule.conditions]
+        found, seen = observe(condition, inbound, classification)
+        if found == condition.negated:
+            return False, _failed(condition, seen)
+        held.append(seen)
     return True, ", ".join(held) or "no conditions"
 
 
-def rule_matches(rule: Rule, classification: Classification) -> bool:
-    return all(condition_holds(c, classification) for c in rule.conditions)
+def _failed(condition: Condition, seen: str) -> str:
+    if condition.is_open:
+        return f"unless {seen}" if condition.negated else seen
+    verb = "is" if condition.negated else "is not"
+    return f"{seen} {verb} {'/'.join(sorted(condition.values))}"
 
 
-def matching_rule(rules: Rules, classification: Classification) -> Rule:
+def rule_matches(rule: Rule, inbound: Inbound, classification: Classification) -> bool:
+    return all(condition_holds(c, inbound, classification) for c in rule.conditions)
+
+
+def matching_rule(rules: Rules, inbound: Inbound, classification: Classification) -> Rule:
     """The first rule whose conditions all hold, else the default."""
-    return next((rule for rule in rules.rules if rule_matches(rule, classification)), rules.default)
+    return next((rule for rule in rules.rules if rule_matches(rule, inbound, classification)), rules.default)
 
 
-def route(classification: Classification, rules: Rules) -> Decision:
+def route(inbound: Inbound, classification: Classification, rules: Rules) -> Decision:
     """Pick the desk. Machine mail is never forwarded, whatever a rule says."""
-    rule = matching_rule(rules, classification)
+    rule = matching_rule(rules, inbound, classification)
     if rule.action is Action.FORWARD and classification.kind.is_machine:
         return Decision(Action.IGNORE, rule="machine-mail-guard",
                         reason=f"{classification.kind} is never forwarded (rule '{rule.name}' would have)",

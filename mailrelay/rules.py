@@ -8,18 +8,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
-from mailrelay.model import Action, Kind, Level, Sender, UNKNOWN_COUNTRY
+from mailrelay.conditions import Condition, read_conditions
+from mailrelay.model import Action
 from mailrelay.reach import check_reachability
 from mailrelay.tomlcheck import Key, TomlFile
 
 RESERVED_TARGETS = {"ignore": Action.IGNORE, "quarantine": Action.QUARANTINE}
-FIELD_VALUES: Mapping[str, frozenset[str]] = MappingProxyType({
-    "kind": frozenset(Kind),
-    "sender": frozenset(Sender),
-    "level": frozenset(Level) | {"none"},
-})
-CONDITION_FIELDS = ("kind", "sender", "level", "country")
-_COUNTRY = re.compile(r"^[A-Z]{2}$")
 # Desk names go into Message-IDs and file names.
 _DESK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 # ASCII only: a desk address goes into SMTP's RCPT TO.
@@ -31,15 +25,6 @@ class Desk:
     name: str
     display_name: str
     addresses: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Condition:
-    """`field` is (or, negated, is not) one of `values`."""
-
-    field: str
-    values: frozenset[str]
-    negated: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,7 +71,10 @@ def load_rules(path: Path) -> Rules:
     doc.check_keys(doc.data, ("desks", "rules", "default", "default_reason", "review_below_confidence",
                               "review_desk", "alert_desk", "acknowledgements"))
     desks = _desks(doc)
-    rules = tuple(_rule(doc, item, index, desks) for index, item in enumerate(_rule_tables(doc)))
+    read = [_rule(doc, item, index, desks) for index, item in enumerate(_rule_tables(doc))]
+    rules = tuple(rule for rule, _ in read)
+    # A rule whose conditions were refused is left out of the reasoning: its one problem is enough.
+    refused = {index for index, (_, conditions_valid) in enumerate(read) if not conditions_valid}
     default_target = doc.get(doc.data, "default", str, ())
     default_reason = doc.get(doc.data, "default_reason", str, (), "no rule matched")
     action, desk = _target(doc, default_target, ("default",), desks)
@@ -98,7 +86,7 @@ def load_rules(path: Path) -> Rules:
     _check_names_unique(doc, rules)
     acknowledgements = _acknowledgements(doc)
     reached_otherwise = {review.desk} if review else set()
-    check_reachability(doc, rules, default, desks, reached_otherwise | {alert_desk})
+    check_reachability(doc, rules, default, desks, reached_otherwise | {alert_desk}, refused)
     doc.raise_if_problems()
     version = hashlib.sha256(doc.text.encode("utf-8")).hexdigest()[:12]
     return Rules(MappingProxyType(desks), rules, default, version, review, alert_desk, acknowledgements)
@@ -159,40 +147,17 @@ def _rule_tables(doc: TomlFile) -> list[dict]:
     return items
 
 
-def _rule(doc: TomlFile, item: dict, index: int, desks: Mapping[str, Desk]) -> Rule:
+def _rule(doc: TomlFile, item: dict, index: int, desks: Mapping[str, Desk]) -> tuple[Rule, bool]:
+    """The rule, and whether its keys and conditions were all valid."""
     key: Key = ("rules", index)
+    before = len(doc.problems)
     doc.check_keys(item, ("name", "when", "unless", "desk", "reason"), key)
     name = doc.get(item, "name", str, key) or f"rule {index + 1}"
-    conditions = _conditions(doc, item, "when", key, False) + _conditions(doc, item, "unless", key, True)
+    conditions = read_conditions(doc, item, "when", key, name) + read_conditions(doc, item, "unless", key, name)
+    conditions_valid = len(doc.problems) == before
     action, desk = _target(doc, doc.get(item, "desk", str, key), key + ("desk",), desks)
-    return Rule(name, conditions, action, desk, doc.get(item, "reason", str, key, ""), doc.line_of(key))
-
-
-def _conditions(doc: TomlFile, item: dict, part: str, key: Key, negated: bool) -> tuple[Condition, ...]:
-    table = doc.get(item, part, dict, key, {})
-    doc.check_keys(table or {}, CONDITION_FIELDS, key + (part,))
-    conditions = []
-    for field_name, raw in (table or {}).items():
-        if field_name not in CONDITION_FIELDS:
-            continue
-        values = [raw] if isinstance(raw, str) else raw
-        if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
-            doc.problem(key + (part,), f"'{field_name}' must be a text or a list of texts")
-            continue
-        for value in values:
-            _check_value(doc, field_name, value, key + (part,))
-        conditions.append(Condition(field_name, frozenset(values), negated))
-    return tuple(conditions)
-
-
-def _check_value(doc: TomlFile, field_name: str, value: str, key: Key) -> None:
-    if field_name == "country":
-        if value != UNKNOWN_COUNTRY and not _COUNTRY.match(value):
-            doc.problem(key, f"country '{value}' is not a two-letter ISO code (like DE) or 'unknown'")
-        return
-    allowed = FIELD_VALUES[field_name]
-    if value not in allowed:
-        doc.problem(key, f"{field_name} '{value}' is not one of {', '.join(sorted(allowed))}")
+    rule = Rule(name, conditions, action, desk, doc.get(item, "reason", str, key, ""), doc.line_of(key))
+    return rule, conditions_valid
 
 
 def _target(doc: TomlFile, target: str | None, key: Key, desks: Mapping[str, Desk]) -> tuple[Action, str | None]:
