@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 
+from mailrelay.classify.machine import ServerReport
 from mailrelay.model import Inbound
 
 _COMMENT = re.compile(r"\([^()]*\)")
@@ -30,13 +31,24 @@ def failed_checks(inbound: Inbound, authserv_id: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(f"{m}={r}" for m, r in relevant if r in FAILED))
 
 
-def _trusted(inbound: Inbound, authserv_id: str) -> list[str]:
-    headers = [(name, value) for name, value in inbound.headers if name in ("received", "authentication-results")]
+def server_report(inbound: Inbound, authserv_id: str) -> ServerReport:
+    """The headers our server added (spam verdicts among them) and the checks it reported failed."""
+    if not authserv_id:
+        return ServerReport()
+    return ServerReport(tuple(_ours(inbound, authserv_id.lower())), failed_checks(inbound, authserv_id))
+
+
+def _ours(inbound: Inbound, authserv_id: str) -> list[tuple[str, str]]:
+    """The headers above our server's own Received line (or, without one, above every Received line)."""
+    headers = inbound.headers
     ours = next((i for i, (name, value) in enumerate(headers)
                  if name == "received" and re.search(rf"\bby\s+{re.escape(authserv_id)}\b", value, re.I)), None)
     first_received = next((i for i, (name, _) in enumerate(headers) if name == "received"), len(headers))
-    end = ours if ours is not None else first_received
-    return [value for name, value in headers[:end]
+    return list(headers[:ours if ours is not None else first_received])
+
+
+def _trusted(inbound: Inbound, authserv_id: str) -> list[str]:
+    return [value for name, value in _ours(inbound, authserv_id)
             if name == "authentication-results" and _authserv_id(value) == authserv_id]
 
 

@@ -240,14 +240,15 @@ def _purge(arguments) -> int:
 
 def _evaluate(arguments) -> int:
     from mailrelay.config import load_settings
-    from mailrelay.evaluate import evaluate_folder, format_diff, format_report, report, route_diff
+    from mailrelay.evaluate import editors_desk, evaluate_folder, format_diff, format_report, report, route_diff
     from mailrelay.pipeline import Identity
     from mailrelay.policy import load_policy, load_policy_files
 
     settings = load_settings(arguments.config)
     identity = Identity.of(settings)
-    results = evaluate_folder(arguments.folder, load_policy(settings), identity)
-    summary = report(results)
+    policy = load_policy(settings)
+    results = evaluate_folder(arguments.folder, policy, identity)
+    summary = report(results, editors_desk(policy.rules))
     if arguments.against:
         other = load_policy_files(arguments.against, settings.signals_path, settings.templates_path)
         changed = evaluate_folder(arguments.folder, other, identity)

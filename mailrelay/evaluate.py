@@ -11,6 +11,7 @@ from mailrelay.model import Classification, Evidence, RawMail
 from mailrelay.parse import parse
 from mailrelay.pipeline import Identity, judge
 from mailrelay.policy import Policy
+from mailrelay.rules import Rules
 
 FIELDS = ("kind", "sender", "level", "country", "route")
 PERSON_KINDS = ("application", "inquiry")
@@ -49,35 +50,59 @@ def evaluate_folder(folder: Path, policy: Policy, identity: Identity) -> list[tu
 
 def _judged(label: dict, field: str) -> bool:
     """Kind and route are judged for every mail; sender and country for a person's mail; the level for a
-    public body's (corpus README)."""
+    public body's (corpus README). A field labelled null is not judged."""
     if field == "level":
-        return label["kind"] in PERSON_KINDS and label["sender"] == "public_body"
-    return field in ("kind", "route") or label["kind"] in PERSON_KINDS
+        return label.get("kind") in PERSON_KINDS and label.get("sender") == "public_body"
+    if label.get(field) is None:
+        return False
+    return field in ("kind", "route") or label.get("kind") in PERSON_KINDS
 
 
-def report(results: list[tuple[dict, Verdict]]) -> dict:
-    """Accuracy per field, the route confusion matrix, machine mail forwarded, and each misroute with why."""
+def is_machine_label(label: dict) -> bool | None:
+    """Whether a person wrote the labelled mail: by its kind, or, where the kind is not judged, by its route
+    ('none' is where machine mail goes); None when neither is labelled."""
+    if label.get("kind") is not None:
+        return label["kind"] in MACHINE_KINDS
+    return None if label.get("route") is None else label["route"] == "none"
+
+
+def editors_desk(rules: Rules) -> str:
+    """The desk where the editors read: the review desk, else the default's."""
+    return rules.review.desk if rules.review else (rules.default.desk or "")
+
+
+def report(results: list[tuple[dict, Verdict]], editors_desk: str = "editors") -> dict:
+    """Accuracy per field, the route confusion matrix, person mail archived, machine mail forwarded (to a
+    desk, to the editors), and each misroute with why."""
     accuracy = {}
     for field in FIELDS:
         pairs = [(label[field], found.got.get(field)) for label, found in results if _judged(label, field)]
         right = sum(expected == got for expected, got in pairs)
         accuracy[field] = {"right": right, "judged": len(pairs), "accuracy": right / len(pairs) if pairs else None}
-    confusion = Counter((label["route"], found.got["route"]) for label, found in results)
+    judged = [(label, found) for label, found in results if label.get("route") is not None]
+    confusion = Counter((label["route"], found.got["route"]) for label, found in judged)
+    machine = [(label, found) for label, found in results if is_machine_label(label)]
+    person = [(label, found) for label, found in results if is_machine_label(label) is False]
     return {
         "mails": len(results),
         "accuracy": accuracy,
         "confusion": {expected: {got: n for (e, got), n in confusion.items() if e == expected}
                       for expected in sorted({e for e, _ in confusion})},
-        "machine_forwarded": [label["file"] for label, found in results
-                              if label["kind"] in MACHINE_KINDS and found.got["route"] != "none"],
-        "misrouted": [_misroute(label, found) for label, found in results if label["route"] != found.got["route"]],
+        "person_mails": len(person),
+        "person_archived": [label["file"] for label, found in person if found.got["route"] == "none"],
+        "machine_mails": len(machine),
+        "machine_forwarded": {
+            "desk": [label["file"] for label, found in machine if found.got["route"] not in ("none", editors_desk)],
+            "editors": [label["file"] for label, found in machine if found.got["route"] == editors_desk],
+        },
+        "misrouted": [_misroute(label, found) for label, found in judged if label["route"] != found.got["route"]],
     }
 
 
 def _misroute(label: dict, found: Verdict) -> dict:
-    wrong = [f for f in FIELDS[:-1] if _judged(label, f) and label[f] != found.got.get(f)]
+    wrong = [f for f in FIELDS[:-1] if _judged(label, f) and label.get(f) != found.got.get(f)]
     return {"file": label["file"], "expected": label["route"], "got": found.got["route"], "rule": found.rule,
-            "wrong_fields": {f: {"expected": label[f], "got": found.got.get(f)} for f in wrong},
+            "wrong_fields": {f: {"expected": label.get(f), "got": found.got.get(f)} for f in wrong},
             "evidence": [_evidence(e) for e in deciding_evidence(found.classification, wrong)]}
 
 
@@ -108,8 +133,7 @@ def format_report(summary: dict) -> str:
     for field, row in summary["accuracy"].items():
         share = f"{100 * row['accuracy']:.1f}%" if row["accuracy"] is not None else "-"
         lines.append(f"{field:9}{row['right']:>7}{row['judged']:>8}{share:>10}")
-    lines += ["", f"machine mail forwarded: {len(summary['machine_forwarded'])} "
-                  f"{' '.join(summary['machine_forwarded'])}".rstrip(), "", *_confusion_lines(summary["confusion"])]
+    lines += ["", *_safety_lines(summary), "", *_confusion_lines(summary["confusion"])]
     lines += ["", f"misrouted: {len(summary['misrouted'])}"]
     for miss in summary["misrouted"]:
         lines.append(f"  {miss['file']}: expected {miss['expected']}, got {miss['got']} (rule {miss['rule']})")
@@ -117,9 +141,25 @@ def format_report(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def _safety_lines(summary: dict) -> list[str]:
+    """The two figures that matter most: a person's mail archived unseen, a machine's mail passed on."""
+    archived, forwarded = summary["person_archived"], summary["machine_forwarded"]
+    lines = [f"person mail archived as machine mail: {_share(len(archived), summary['person_mails'])}",
+             *[f"  {name}" for name in archived]]
+    for where in ("desk", "editors"):
+        lines.append(f"machine mail forwarded to {'a desk' if where == 'desk' else 'the editors'}: "
+                     f"{_share(len(forwarded[where]), summary['machine_mails'])}")
+        lines += [f"  {name}" for name in forwarded[where]]
+    return lines
+
+
+def _share(count: int, total: int) -> str:
+    return f"{count} of {total} ({100 * count / total:.1f}%)" if total else f"{count} of 0"
+
+
 def _confusion_lines(confusion: dict) -> list[str]:
     routes = sorted(set(confusion) | {got for row in confusion.values() for got in row})
-    width = max(len(r) for r in routes) + 2
+    width = max((len(r) for r in routes), default=4) + 2
     lines = ["route confusion (rows: label, columns: relay)", " " * width + "".join(f"{r:>{width}}" for r in routes)]
     for expected in routes:
         row = confusion.get(expected, {})

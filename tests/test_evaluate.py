@@ -47,7 +47,8 @@ def test_evaluate_reports_accuracy_confusion_and_misroutes(tmp_path, capsys):
         "application-public-body-county-de.eml", "desk-experts", "desk-public", "public-body-germany")
     assert miss["wrong_fields"] == {}  # every field agrees with its label; the route label is the odd one
     assert miss["evidence"] and all(e["field"] in ("kind", "sender", "country") for e in miss["evidence"])
-    assert summary["machine_forwarded"] == []
+    assert summary["machine_forwarded"] == {"desk": [], "editors": []}
+    assert (summary["person_mails"], summary["person_archived"], summary["machine_mails"]) == (3, [], 1)
 
 
 def test_evaluate_against_other_rules_lists_the_route_changes(tmp_path, capsys):
