@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from mailrelay import acknowledge
-from mailrelay.authres import failed_checks
+from mailrelay.authres import server_report
 from mailrelay.classify import classify
 from mailrelay.config import Settings
 from mailrelay.model import Action, Decision, Inbound, Processed
@@ -33,8 +33,9 @@ def judge(inbound: Inbound, policy: Policy, identity: Identity) -> Processed:
     loop = loop_guard(inbound, identity)
     if loop is not None:
         return Processed(inbound, None, dataclasses.replace(loop, rules_version=policy.version))
-    classification = dataclasses.replace(classify(inbound, policy.signals),
-                                         unauthenticated=failed_checks(inbound, identity.authserv_id))
+    server = server_report(inbound, identity.authserv_id)
+    classification = dataclasses.replace(classify(inbound, policy.signals, server),
+                                         unauthenticated=server.failed_checks)
     decision = dataclasses.replace(route(inbound, classification, policy.rules), rules_version=policy.version)
     return Processed(inbound, classification, decision)
 
