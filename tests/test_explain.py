@@ -45,7 +45,7 @@ def config(tmp_path, monkeypatch):
     (tmp_path / "mailrelay.toml").write_text(
         settings.replace('signals = "signals.toml"', f'signals = "{REPO / "config" / "signals.toml"}"')
         .replace('templates = "../templates"', f'templates = "{REPO / "templates"}"'), encoding="utf-8")
-    monkeypatch.setattr(pipeline, "classify", lambda inbound, signals: BAVARIAN)
+    monkeypatch.setattr(pipeline, "classify", lambda inbound, signals, *server: BAVARIAN)
     return tmp_path / "mailrelay.toml"
 
 
