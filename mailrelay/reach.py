@@ -5,7 +5,7 @@ Finite fields (kind, country, region, ...) are reasoned over exactly, as sets of
 what a word or pattern might or might not find in a mail."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, AbstractSet, Mapping
 
 from mailrelay.conditions import FIELD_VALUES, FINITE_FIELDS, UNKNOWN, Condition
 from mailrelay.model import Level, Sender, UNKNOWN_COUNTRY
@@ -20,7 +20,7 @@ _LEVELS = frozenset(Level)
 
 
 def check_reachability(doc: TomlFile, rules: tuple["Rule", ...], default: "Rule", desks: Mapping[str, "Desk"],
-                       reached_otherwise: set[str], refused: set[int] = frozenset()) -> None:
+                       reached_otherwise: set[str], refused: AbstractSet[int] = frozenset()) -> None:
     """Record a problem for each rule that can never match, and each desk nothing reaches
     (the review and alert desks are reached otherwise). Rules in `refused` had problems already:
     they are left out, and count as reaching their desk."""
@@ -43,7 +43,7 @@ def check_reachability(doc: TomlFile, rules: tuple["Rule", ...], default: "Rule"
                         _unreached_hint(name, rules, refused))
 
 
-def _unreached_hint(desk: str, rules: tuple["Rule", ...], refused: set[int]) -> str:
+def _unreached_hint(desk: str, rules: tuple["Rule", ...], refused: AbstractSet[int]) -> str:
     hopeless = [rule.name for index, rule in enumerate(rules) if rule.desk == desk and index not in refused]
     if hopeless:
         return f"only rule '{hopeless[0]}' sends mail there, and it can never match"

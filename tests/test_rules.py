@@ -326,6 +326,14 @@ def test_unknown_region_code_is_refused_in_german_with_an_example(tmp_path):
     assert _one_problem(tmp_path, 'when = { region = "de-by" }')[2] == "in Großbuchstaben: DE-BY"
 
 
+def test_language_and_the_type_of_a_new_condition_are_checked(tmp_path):
+    """A language that is no two-letter code, and a number where texts belong, are refused in German."""
+    _, message, hint = _one_problem(tmp_path, 'when = { language = "Deutsch" }')
+    assert message == "Regel 'x': language 'Deutsch' ist kein Sprachcode" and "de oder en" in hint
+    _, message, _ = _one_problem(tmp_path, "when = { region = 9 }")
+    assert message == "Regel 'x': region muss ein Text oder eine Liste von Texten sein"
+
+
 def test_invalid_regex_is_refused(tmp_path):
     """A regular expression Python cannot read is refused at load, naming where it breaks."""
     line, message, _ = _one_problem(tmp_path, "when = { subject_regex = 'Bewerbung (' }")
