@@ -1,6 +1,7 @@
 """Inbound -> Classification: pure; every conclusion carries the evidence that led to it."""
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass
 
@@ -58,10 +59,36 @@ def _person_mail(inbound: Inbound, letter: Letter, signals: Signals, kind: Verdi
 
 def _about(field: str, inbound: Inbound, letter: Letter, signals: Signals) -> tuple[Verdict, list[Evidence]]:
     """One field about the sender decided, with its findings and the decision note after them."""
-    limits = signals.thresholds
     found = about_findings(field, inbound, letter, signals)
-    verdict = _decide(field, scores(found), getattr(limits, field), limits.margin)
+    return _decide_by_tiers(field, found, signals)
+
+
+def _decide_by_tiers(field: str, found: list[Evidence], signals: Signals) -> tuple[Verdict, list[Evidence]]:
+    """Reference data first, the sender's own signature and domain next, the body last: a tier decides
+    when it passes the threshold clearly; only then are later tiers left out of the count."""
+    limits = signals.thresholds
+    threshold = getattr(limits, field)
+    for tier in (1, 2):
+        upper = [item for item in found if _tier(item) <= tier]
+        verdict = _decide(field, scores(upper), threshold, limits.margin)
+        if verdict.value is not None and len(upper) < len(found):
+            note = dataclasses.replace(verdict.note, signal=f"{verdict.note.signal}, from the "
+                                       f"{_TIER_NAMES[tier]} (the body is not counted)")
+            return dataclasses.replace(verdict, note=note), found + [note]
+    verdict = _decide(field, scores(found), threshold, limits.margin)
     return verdict, found + [verdict.note]
+
+
+_TIER_NAMES = {1: "reference data", 2: "signature and sender domain"}
+
+
+def _tier(item: Evidence) -> int:
+    """1: what reference data says of the sender's domain; 2: the sender's signature and domain; 3: the rest."""
+    if item.where.startswith("reference"):
+        return 1
+    if item.where.startswith("signature") or item.where == "sender domain":
+        return 2
+    return 3
 
 
 def _kind(totals: Counter, signals: Signals) -> Verdict:
