@@ -26,6 +26,7 @@ FIELD_VALUES: Mapping[str, frozenset[str]] = MappingProxyType({
 FINITE_FIELDS = ("kind", "sender", "level", "country", "region", "language", "has_attachment")
 OPEN_FIELDS = ("domain", "subject", "text", "subject_regex", "text_regex")
 CONDITION_FIELDS = FINITE_FIELDS + OPEN_FIELDS
+# These fields' messages stay in English, word for word, until all of check's messages are translated.
 _OLD_FIELDS = ("kind", "sender", "level", "country")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _LANGUAGE = re.compile(r"^[a-z]{2}$")
