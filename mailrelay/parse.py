@@ -30,12 +30,31 @@ logging.getLogger("mailparser").setLevel(logging.ERROR)
 # other detectors still run, and a mail it cannot read simply yields no failures.
 logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)
 _MAX_PARTS = 200
+_MAIL_SYSTEM = re.compile(r"mailer|daemon|postmaster|post_master|bounce|delivery|mail.?system|notif|admin|exchange")
+_RETURNED_PARTS = frozenset({"multipart/report", "message/rfc822", "text/rfc822-headers", "message/delivery-status"})
+
+
+class _EightBitHeaders(email.policy.Compat32):
+    """compat32, but a header written in raw UTF-8 (RFC 6532) is read as UTF-8 (else Latin-1), not as
+    replacement characters: "Réponse automatique" must stay readable to be recognised."""
+
+    def header_fetch_parse(self, name, value):
+        if not any("\udc80" <= char <= "\udcff" for char in value):
+            return super().header_fetch_parse(name, value)
+        raw = value.encode("ascii", "surrogateescape")
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return raw.decode("latin-1")
+
+
+_POLICY = _EightBitHeaders()
 
 
 def parse(raw: RawMail) -> Inbound:
     """Parse one mail; a parser failure becomes a note on the value, never a lost mail."""
     large = len(raw.data) >= SKELETON_FROM
-    message = email.message_from_bytes(skeleton(raw.data) if large else raw.data, policy=email.policy.compat32)
+    message = email.message_from_bytes(skeleton(raw.data) if large else raw.data, policy=_POLICY)
     problems: list[str] = [f"defect: {type(d).__name__}" for d in message.defects]
     if large:  # the stdlib reads the skeleton's size headers; mail-parser would see empty attachments
         problems.append(f"large mail ({len(raw.data)} bytes): read without the bodies of its attachments")
@@ -47,6 +66,7 @@ def parse(raw: RawMail) -> Inbound:
             problems.append(f"mail-parser failed ({type(error).__name__}: {error}); used the fallback parser")
             text, attachments = _body_with_stdlib(message)
     headers = tuple((name.lower(), _single_line(decode_header(value))) for name, value in message.items())
+    part_types = _part_types(message)
     return Inbound(
         key=raw.key,
         message_id=_single_line(decode_header(message.get("Message-ID", ""))),
@@ -62,30 +82,52 @@ def parse(raw: RawMail) -> Inbound:
         raw=raw.data,
         sha256=hashlib.sha256(raw.data).hexdigest(),
         parse_problems=tuple(problems),
-        part_types=_part_types(message),
-        report_type=(message.get_param("report-type") or "").lower() if message.get_content_type() == "multipart/report"
-        else "",
-        delivery_failures=_delivery_failures(message),
+        part_types=part_types,
+        report_type=_report_type(message),
+        delivery_failures=_delivery_failures(message, part_types),
     )
 
 
+def _report_type(message: Message) -> str:
+    if message.get_content_type() != "multipart/report":
+        return ""
+    return str(message.get_param("report-type") or "").lower()
+
+
 def _part_types(message: Message) -> tuple[str, ...]:
-    types = []
-    for part in message.walk():
+    """The content types of the mail's own parts; a message attached inside counts as message/rfc822 only,
+    so that a person forwarding a bounce is not taken for the bounce."""
+    types: list[str] = []
+    pending = [message]
+    while pending and len(types) < _MAX_PARTS:
+        part = pending.pop(0)
         types.append(part.get_content_type())
-        if len(types) >= _MAX_PARTS:
-            break
+        if part.is_multipart() and part.get_content_type() != "message/rfc822":
+            pending.extend(part.get_payload())
     return tuple(types)
 
 
-def _delivery_failures(message: Message) -> tuple[str, ...]:
-    """The addresses flufl.bounce's detectors (DSN and some thirty vendor formats) report as failing."""
+def _delivery_failures(message: Message, part_types: tuple[str, ...]) -> tuple[str, ...]:
+    """The addresses flufl.bounce's detectors (DSN and some thirty vendor formats) report as failing.
+
+    Its thirty detectors cost a few milliseconds a mail, so they run only where a bounce may be: a null or
+    missing Return-Path (RFC 5321 sends notifications so), a sender named like a mail system, a report, or
+    a returned message or header inside."""
+    if not _may_be_bounce(message, part_types):
+        return ()
     try:
         temporary, permanent = all_failures(message)
     except Exception:  # a detector that fails on hostile input is no evidence either way
         return ()
     found = {_address_text(address) for address in temporary | permanent}
     return tuple(sorted(address for address in found if address))
+
+
+def _may_be_bounce(message: Message, part_types: tuple[str, ...]) -> bool:
+    return_path = str(message.get("Return-Path", "")).strip()
+    sender = str(message.get("From", "")).lower()
+    return (return_path in ("", "<>") or bool(_MAIL_SYSTEM.search(sender))
+            or bool(_RETURNED_PARTS.intersection(part_types)))
 
 
 def _address_text(address: bytes | str) -> str:

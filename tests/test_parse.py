@@ -79,3 +79,18 @@ def test_attachment_size_is_the_decoded_size():
     data = (DATA / "parse-attachment-rfc2231-umlaut-name.eml").read_bytes()
     part = next(p for p in email.message_from_bytes(data).walk() if p.get_filename())
     assert parse(RawMail("k", data)).attachments[0].size == len(part.get_payload(decode=True))
+
+
+def test_a_subject_in_raw_utf8_is_read_as_utf8():
+    """A header written in raw UTF-8 (RFC 6532) keeps its letters instead of replacement characters."""
+    data = "From: A <a@example.fr>\nSubject: Réponse automatique : absent\n\nJe suis absent.\n".encode()
+    assert parse(RawMail("k", data)).subject == "Réponse automatique : absent"
+
+
+def test_a_forwarded_bounce_inside_a_person_mail_is_not_its_parts():
+    """The parts of a message attached inside are not the mail's own: a forwarded bounce stays attached."""
+    inner = (b"From: MAILER-DAEMON@example.org\nContent-Type: multipart/report; report-type=delivery-status;"
+             b" boundary=in\n\n--in\nContent-Type: message/delivery-status\n\nStatus: 5.1.1\n--in--\n")
+    data = (b"From: A <a@example.de>\nContent-Type: multipart/mixed; boundary=out\n\n--out\nContent-Type: text/plain\n\n"
+            b"Was bedeutet das?\n--out\nContent-Type: message/rfc822\n\n" + inner + b"--out--\n")
+    assert parse(RawMail("k", data)).part_types == ("multipart/mixed", "text/plain", "message/rfc822")
