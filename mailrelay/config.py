@@ -9,8 +9,8 @@ from pathlib import Path
 from mailrelay.tomlcheck import ConfigError, Key, Problem, TomlFile
 
 SECURITY_MODES = ("tls", "starttls", "plain")
-_TOP_KEYS = ("rules", "signals", "templates", "imap", "maildir", "smtp", "outbox", "state", "schedule", "relay",
-             "health")
+_TOP_KEYS = ("rules", "signals", "templates", "reference", "imap", "maildir", "smtp", "outbox", "state", "schedule",
+             "relay", "health")
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,7 @@ class Settings:
     outage_seconds: float = 1800
     quarantined_per_day: int = 10
     operators: tuple[str, ...] = ()  # who hears of outages; the alert desk when empty
+    reference_path: Path | None = None  # the editors' additions to the reference data; None: shipped data only
 
 
 def load_settings(path: Path) -> Settings:
@@ -157,6 +158,7 @@ def load_settings(path: Path) -> Settings:
         rules_path=_relative(base, doc.get(data, "rules", str, (), _EDITOR_FILES[0][1])),
         signals_path=_relative(base, doc.get(data, "signals", str, (), _EDITOR_FILES[1][1])),
         templates_path=_relative(base, doc.get(data, "templates", str, (), _EDITOR_FILES[2][1])),
+        reference_path=_optional_relative(base, doc.get(data, "reference", str, (), None)),
         imap=imap,
         maildir=maildir,
         smtp=smtp,
@@ -185,17 +187,18 @@ def exposed_secrets(settings: Settings) -> list[str]:
     return [warning for warning in (endpoint.password.exposure() for endpoint in endpoints) if warning]
 
 
-def editor_paths(path: Path) -> tuple[Path, Path, Path] | None:
-    """The rules, signals and templates paths a main file names, even when other settings are wrong."""
+def editor_paths(path: Path) -> tuple[Path, Path, Path, Path | None] | None:
+    """The rules, signals, templates and reference paths a main file names, even when other settings are wrong."""
     try:
         data = TomlFile.load(path).data
     except ConfigError:
         return None
     names = [data.get(key, default) for key, default in _EDITOR_FILES]
-    if not all(isinstance(name, str) for name in names):
+    reference = data.get("reference")
+    if not all(isinstance(name, str) for name in names) or not isinstance(reference, (str, type(None))):
         return None
     rules, signals, templates = (_relative(path.parent, name) for name in names)
-    return rules, signals, templates
+    return rules, signals, templates, _optional_relative(path.parent, reference)
 
 
 _EDITOR_FILES = (("rules", "routing.toml"), ("signals", "signals.toml"), ("templates", "../templates"))
@@ -211,6 +214,10 @@ def _table(doc: TomlFile, data: dict, name: str) -> dict:
 
 def _relative(base: Path, value: str | None) -> Path:
     return (base / (value or "")).resolve()
+
+
+def _optional_relative(base: Path, value: str | None) -> Path | None:
+    return _relative(base, value) if value else None
 
 
 def _single_path(doc: TomlFile, data: dict, name: str, base: Path) -> Path | None:

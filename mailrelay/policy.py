@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
@@ -10,6 +10,7 @@ import jinja2
 from mailrelay.config import Settings
 from mailrelay.render import TEMPLATE_NAMES, Templates, load_templates
 from mailrelay.rules import Rules, load_rules
+from mailrelay.classify.reference import Reference, load_reference
 from mailrelay.classify.signals import Signals, load_signals
 from mailrelay.templatecheck import trial_render
 from mailrelay.tomlcheck import ConfigError, Problem
@@ -21,21 +22,26 @@ class Policy:
     signals: Signals
     templates: Templates
     version: str
+    reference: Reference = field(default_factory=Reference)  # shipped data plus the editors' additions
 
 
 def load_policy(settings: Settings) -> Policy:
-    """Load rules, signals and templates; raises ConfigError naming every problem in all three."""
-    return load_policy_files(settings.rules_path, settings.signals_path, settings.templates_path)
+    """Load rules, signals, templates and reference additions; raises ConfigError naming every problem in all."""
+    return load_policy_files(settings.rules_path, settings.signals_path, settings.templates_path,
+                             settings.reference_path)
 
 
-def load_policy_files(rules_path: Path, signals_path: Path, templates_path: Path) -> Policy:
+def load_policy_files(rules_path: Path, signals_path: Path, templates_path: Path,
+                      reference_path: Path | None = None) -> Policy:
     problems: list[Problem] = []
     rules = _collect(problems, load_rules, rules_path)
     signals = _collect(problems, load_signals, signals_path)
     templates = _collect(problems, _templates, templates_path)
+    reference = _collect(problems, load_reference, reference_path)
     if problems:
         raise ConfigError(problems)
-    return Policy(rules, signals, templates, _version(rules_path, signals_path, templates_path))
+    version = _version(rules_path, signals_path, templates_path, reference_path)
+    return Policy(rules, signals, templates, version, reference)
 
 
 def _collect(problems: list[Problem], loader, path: Path):
@@ -60,10 +66,11 @@ def _templates(directory: Path) -> Templates:
     return templates
 
 
-def _version(rules_path: Path, signals_path: Path, templates_path: Path) -> str:
+def _version(rules_path: Path, signals_path: Path, templates_path: Path, reference_path: Path | None) -> str:
     """A short hash over every file the decisions depend on, named in each audit record."""
     digest = hashlib.sha256()
     paths = [rules_path, signals_path] + sorted(templates_path.glob("*.j2"))
+    paths += [reference_path] if reference_path else []
     for path in paths:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:12]

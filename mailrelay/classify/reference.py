@@ -258,11 +258,10 @@ def _entries(doc: TomlFile, table: str, allowed: tuple[str, ...]) -> dict[str, O
     found = {}
     for key, entry in section.items():
         line = _entry_line(doc, table, key)
-        domain = _domain(doc, key, lambda: line)
         if not isinstance(entry, dict):
             _problem(doc, line, f"der Eintrag zu '{key}' muss eine Tabelle sein",
                      f'"{key}" = {{ name = "...", ... }}')
-        elif domain:
+        elif domain := _domain(doc, key, lambda: line):
             _unknown_keys(doc, entry, allowed, lambda name: line)
             organisation = _organisation(doc, entry, table, line)
             if organisation:
