@@ -250,7 +250,8 @@ def _evaluate(arguments) -> int:
     results = evaluate_folder(arguments.folder, policy, identity)
     summary = report(results, editors_desk(policy.rules))
     if arguments.against:
-        other = load_policy_files(arguments.against, settings.signals_path, settings.templates_path)
+        other = load_policy_files(arguments.against, settings.signals_path, settings.templates_path,
+                                  settings.reference_path)
         changed = evaluate_folder(arguments.folder, other, identity)
         summary["diff"] = route_diff(((f.name, f.got["route"], f.rule) for _, f in results), (f for _, f in changed))
     if arguments.json:
@@ -272,7 +273,7 @@ def _replay(arguments) -> int:
 
     settings = load_settings(arguments.config)
     policy = load_policy_files(arguments.rules or settings.rules_path, arguments.signals or settings.signals_path,
-                               settings.templates_path)
+                               settings.templates_path, settings.reference_path)
     identity = Identity.of(settings)
     if not settings.state_path.exists():
         raise SystemExit(f"mailrelay: no state file at {settings.state_path}: nothing has been handled yet")

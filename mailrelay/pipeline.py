@@ -34,7 +34,7 @@ def judge(inbound: Inbound, policy: Policy, identity: Identity) -> Processed:
     if loop is not None:
         return Processed(inbound, None, dataclasses.replace(loop, rules_version=policy.version))
     server = server_report(inbound, identity.authserv_id)
-    classification = dataclasses.replace(classify(inbound, policy.signals, server),
+    classification = dataclasses.replace(classify(inbound, policy.signals, server, policy.reference),
                                          unauthenticated=server.failed_checks)
     decision = dataclasses.replace(route(inbound, classification, policy.rules), rules_version=policy.version)
     return Processed(inbound, classification, decision)

@@ -179,7 +179,7 @@ def test_a_crash_on_the_answers_path_neither_loses_nor_doubles_it_outside_the_sm
 def test_explain_says_whether_an_answer_would_be_sent_and_why(tmp_path, capsys):
     """With answers on, `explain` names the address and shows the text; for a mail without a return path
     it says why none would go."""
-    for name in ("mailrelay.toml", "signals.toml"):
+    for name in ("mailrelay.toml", "signals.toml", "reference.toml"):
         shutil.copy(REPO / "config" / name, tmp_path / name)
     shutil.copytree(REPO / "templates", tmp_path / "templates")
     (tmp_path / "mailrelay.toml").write_text((tmp_path / "mailrelay.toml").read_text().replace(

@@ -44,7 +44,9 @@ def config(tmp_path, monkeypatch):
     settings = (REPO / "config" / "mailrelay.toml").read_text(encoding="utf-8")
     (tmp_path / "mailrelay.toml").write_text(
         settings.replace('signals = "signals.toml"', f'signals = "{REPO / "config" / "signals.toml"}"')
-        .replace('templates = "../templates"', f'templates = "{REPO / "templates"}"'), encoding="utf-8")
+        .replace('templates = "../templates"', f'templates = "{REPO / "templates"}"')
+        .replace('reference = "reference.toml"', f'reference = "{REPO / "config" / "reference.toml"}"'),
+        encoding="utf-8")
     monkeypatch.setattr(pipeline, "classify", lambda inbound, signals, *server: BAVARIAN)
     return tmp_path / "mailrelay.toml"
 

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from mailrelay.classify.findings import about_findings, kind_findings, scores, text_language
 from mailrelay.model import UNKNOWN_COUNTRY, Classification, Evidence, Inbound, Kind, Level, Sender
 from mailrelay.classify.machine import Facts, ServerReport
+from mailrelay.classify.origin import (Origin, country_evidence, organisation_evidence, read_origin, region_of,
+                                       sender_host)
+from mailrelay.classify.reference import Reference, registrable_domain
 from mailrelay.classify.signals import Signals
 from mailrelay.classify.signature import Letter, read_letter
 
@@ -25,27 +28,33 @@ class Verdict:
     note: Evidence
 
 
-def classify(inbound: Inbound, signals: Signals, server: ServerReport = ServerReport()) -> Classification:
+_SHIPPED = Reference()
+
+
+def classify(inbound: Inbound, signals: Signals, server: ServerReport = ServerReport(),
+             reference: Reference = _SHIPPED) -> Classification:
     """What the mail is, who sent it from where, how sure, and the evidence for each conclusion."""
     letter = read_letter(inbound.text, signals.text)
-    facts = Facts(inbound, server, lambda host: False)
+    facts = Facts(inbound, server, reference.is_disposable)
     found = kind_findings(facts, letter, signals) + _letter_notes(letter)
     kind = _kind(scores(found), signals)
     evidence = found + [kind.note]
     if Kind(kind.value).is_machine:
+        host = sender_host(inbound)
         return Classification(Kind(kind.value), Sender.UNKNOWN, None, UNKNOWN_COUNTRY, kind.confidence,
-                              tuple(evidence))
-    return _person_mail(inbound, letter, signals, kind, evidence)
+                              tuple(evidence), domain=registrable_domain(host) if host else "", host=host)
+    return _person_mail(inbound, letter, signals, kind, evidence, read_origin(inbound, letter, reference))
 
 
 def _person_mail(inbound: Inbound, letter: Letter, signals: Signals, kind: Verdict,
-                 evidence: list[Evidence]) -> Classification:
-    """Who wrote it and from where; the level only for a public body."""
-    sender, sender_found = _about("sender", inbound, letter, signals)
-    country, country_found = _about("country", inbound, letter, signals)
-    level, level_found = (_about("level", inbound, letter, signals) if sender.value == Sender.PUBLIC_BODY
+                 evidence: list[Evidence], origin: Origin) -> Classification:
+    """Who wrote it and from where; the level only for a public body; the region for DE, AT and CH."""
+    sender, sender_found = _about("sender", inbound, letter, signals, origin)
+    country, country_found = _about("country", inbound, letter, signals, origin)
+    level, level_found = (_about("level", inbound, letter, signals, origin) if sender.value == Sender.PUBLIC_BODY
                           else (None, []))
-    evidence = evidence + sender_found + country_found + level_found
+    region, region_found = region_of(origin, country.value or UNKNOWN_COUNTRY)
+    evidence = evidence + sender_found + country_found + level_found + region_found
     return Classification(
         kind=Kind(kind.value),
         sender=Sender(sender.value) if sender.value else Sender.UNKNOWN,
@@ -54,12 +63,17 @@ def _person_mail(inbound: Inbound, letter: Letter, signals: Signals, kind: Verdi
         confidence=min(kind.confidence, sender.confidence, country.confidence),
         evidence=tuple(evidence),
         language=text_language(letter, signals),
+        region=region,
+        domain=origin.domain,
+        host=origin.host,
     )
 
 
-def _about(field: str, inbound: Inbound, letter: Letter, signals: Signals) -> tuple[Verdict, list[Evidence]]:
+def _about(field: str, inbound: Inbound, letter: Letter, signals: Signals,
+           origin: Origin) -> tuple[Verdict, list[Evidence]]:
     """One field about the sender decided, with its findings and the decision note after them."""
-    found = about_findings(field, inbound, letter, signals)
+    found = about_findings(field, inbound, letter, signals, origin.free_mail)
+    found += country_evidence(origin) if field == "country" else organisation_evidence(origin, field)
     return _decide_by_tiers(field, found, signals)
 
 

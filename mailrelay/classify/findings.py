@@ -32,13 +32,15 @@ def kind_findings(facts: Facts, letter: Letter, signals: Signals) -> list[Eviden
     return found
 
 
-def about_findings(field: str, inbound: Inbound, letter: Letter, signals: Signals) -> list[Evidence]:
-    """Evidence about the sender (field sender, level or country): its signature, own text and domain."""
+def about_findings(field: str, inbound: Inbound, letter: Letter, signals: Signals,
+                   free_mail: bool = False) -> list[Evidence]:
+    """Evidence about the sender (field sender, level or country): its signature, own text and domain.
+    `free_mail`: the reference data knows the sender's domain as a free-mail provider."""
     language = text_language(letter, signals)
     found: list[Evidence] = []
     for group in signals.groups_for(field):
         found += _best_text_hits(group, letter.spots, lambda spot: _factor(spot, signals), plain=True)
-        hit = _domain_hit(group, inbound, signals)
+        hit = _domain_hit(group, inbound, signals, free_mail)
         if hit is not None:
             found.append(hit)
         if group.language and group.language == language:
@@ -170,12 +172,12 @@ def _attachment_hit(group: Group, inbound: Inbound) -> Evidence | None:
     return None
 
 
-def _domain_hit(group: Group, inbound: Inbound, signals: Signals) -> Evidence | None:
+def _domain_hit(group: Group, inbound: Inbound, signals: Signals, free_mail: bool) -> Evidence | None:
     """The sender's domain; a free-mail domain is only looked at by lists meant for free-mail providers."""
     domain = inbound.from_.address.rpartition("@")[2] if inbound.from_ else ""
     if not domain:
         return None
-    free = bool(signals.free_mail and signals.free_mail.match(domain))
+    free = free_mail or bool(signals.free_mail and signals.free_mail.match(domain))
     pattern = group.free_mail_domains if free else group.domains
     if pattern is not None and pattern.match(domain):
         return _evidence(group, domain, "sender domain", 1.0)

@@ -51,6 +51,7 @@ def _config_text() -> str:
     return f"""# Written by `mailrelay demo`: the shipped rules and templates, a Maildir in, a folder out.
 rules = "{config / 'routing.toml'}"
 signals = "{config / 'signals.toml'}"
+reference = "{config / 'reference.toml'}"
 templates = "{templates}"
 
 [maildir]
