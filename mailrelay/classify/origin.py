@@ -8,9 +8,10 @@ from mailrelay.classify.region import REFERENCE_WEIGHT, decide_region, where_fin
 from mailrelay.classify.signature import Letter
 from mailrelay.model import Evidence, Inbound
 
-# Where-findings that count for the country beside the signals file's own: the others (telephone
-# codes, country domains, postcodes) are in signals.toml already and would count twice.
-_COUNTRY_SOURCES = ("reference data", "VAT ID")
+# Where-findings that count for the country beside the signals file's own are the reference entry and
+# VAT IDs: the others (telephone codes, country domains, postcodes) are in signals.toml already and
+# would count twice.
+_MAX_BODY_LINE = 120
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,10 @@ def read_origin(inbound: Inbound, letter: Letter, reference: Reference) -> Origi
     host = sender_host(inbound)
     free = bool(host) and reference.is_free_mail(host)
     organisation = reference.organisation(host) if host and not free else None
-    lines = [(spot.text, spot.where) for spot in letter.signature + letter.body]
+    # Telephone numbers and addresses stand on short lines; the number matcher takes milliseconds on a long
+    # sentence, so only short sentences of the body are read.
+    lines = [(spot.text, spot.where) for spot in letter.signature + letter.body
+             if spot.region == "signature" or len(spot.text) <= _MAX_BODY_LINE]
     where = where_findings("" if free else host, lines, reference)
     return Origin(host, registrable_domain(host) if host else "", free, organisation, tuple(where))
 
