@@ -84,7 +84,6 @@ class Inbound:
     sha256: str
     parse_problems: tuple[str, ...] = ()
     part_types: tuple[str, ...] = ()  # every MIME part's content type, the whole mail's first
-    report_type: str = ""  # report-type of a multipart/report (RFC 6522): "delivery-status", ...
     delivery_failures: tuple[str, ...] = ()  # recipients a bounce detector (flufl.bounce) found failing
 
     def header(self, name: str) -> str | None:
@@ -93,8 +92,13 @@ class Inbound:
         return next((value for key, value in self.headers if key == wanted), None)
 
     def header_values(self, name: str) -> tuple[str, ...]:
-        wanted = name.lower()
-        return tuple(value for key, value in self.headers if key == wanted)
+        return header_values(self.headers, name)
+
+
+def header_values(headers: tuple[tuple[str, str], ...], name: str) -> tuple[str, ...]:
+    """Every value of header `name` (case-insensitive) among (lower-case name, value) pairs."""
+    wanted = name.lower()
+    return tuple(value for key, value in headers if key == wanted)
 
 
 @dataclass(frozen=True)

@@ -83,15 +83,9 @@ def parse(raw: RawMail) -> Inbound:
         sha256=hashlib.sha256(raw.data).hexdigest(),
         parse_problems=tuple(problems),
         part_types=part_types,
-        report_type=_report_type(message),
         delivery_failures=_delivery_failures(message, part_types),
     )
 
-
-def _report_type(message: Message) -> str:
-    if message.get_content_type() != "multipart/report":
-        return ""
-    return str(message.get_param("report-type") or "").lower()
 
 
 def _part_types(message: Message) -> tuple[str, ...]:

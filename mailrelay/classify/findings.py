@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 from mailrelay.classify.machine import DETECTORS, Facts, ServerReport
-from mailrelay.model import Evidence, Inbound
+from mailrelay.model import Evidence, Inbound, header_values
 from mailrelay.classify.signals import Group, Signals
 from mailrelay.classify.signature import Letter, Spot
 
@@ -112,18 +112,18 @@ def _phone_numbers(group: Group, text: str) -> Iterator[str]:
 
 
 def _header_hit(group: Group, inbound: Inbound) -> Evidence | None:
-    for name, pattern in group.headers:
-        for value in inbound.header_values(name):
-            if pattern.search(value):
-                return _evidence(group, f"{value}", f"header {_header_name(name)}", 1.0)
-    return None
+    return _first_header_hit(group, group.headers, inbound.headers, "")
 
 
 def _trusted_header_hit(group: Group, server: ServerReport) -> Evidence | None:
-    for name, pattern in group.trusted_headers:
-        for value in server.header_values(name):
+    return _first_header_hit(group, group.trusted_headers, server.headers, " from our server")
+
+
+def _first_header_hit(group: Group, tests, headers, source: str) -> Evidence | None:
+    for name, pattern in tests:
+        for value in header_values(headers, name):
             if pattern.search(value):
-                return _evidence(group, value, f"header {_header_name(name)} from our server", 1.0)
+                return _evidence(group, value, f"header {_header_name(name)}{source}", 1.0)
     return None
 
 

@@ -6,7 +6,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Callable
 
-from mailrelay.model import Inbound
+from mailrelay.model import Inbound, header_values
 
 
 @dataclass(frozen=True)
@@ -18,8 +18,7 @@ class ServerReport:
     failed_checks: tuple[str, ...] = ()
 
     def header_values(self, name: str) -> tuple[str, ...]:
-        wanted = name.lower()
-        return tuple(value for key, value in self.headers if key == wanted)
+        return header_values(self.headers, name)
 
 
 @dataclass(frozen=True)
