@@ -14,6 +14,22 @@ from tests.servers import Dovecot, SmtpSink, TlsMaterial, dovecot_binary, make_t
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# What the tools say depends on the locale; the tests fix it (German, the default) and ask for English
+# with --lang en where they read English. Subprocesses inherit this.
+for _name in ("LC_ALL", "LC_MESSAGES"):
+    os.environ.pop(_name, None)
+os.environ["LANG"] = "C.UTF-8"
+
+
+@pytest.fixture(autouse=True)
+def _german() -> Iterator[None]:
+    """Each test starts in the default language, whatever the test before it chose."""
+    from mailrelay.i18n import set_language
+
+    set_language("de")
+    yield
+    set_language("de")
+
 
 @pytest.fixture(scope="session")
 def tls_material() -> Iterator[TlsMaterial]:
