@@ -75,7 +75,12 @@ CREATE TABLE IF NOT EXISTS mailboxes (
 
 # Columns added after the first schema, in order; _migrate adds them to older state files.
 _ADDED_COLUMNS = (("next_attempt", "TEXT"), ("tries", "INTEGER NOT NULL DEFAULT 0"), ("forwarded_at", "TEXT"),
-                  ("thread", "TEXT"))
+                  ("thread", "TEXT"), ("queue", "TEXT"), ("queued_at", "TEXT"), ("queue_key", "TEXT"),
+                  ("request", "TEXT"), ("confidence", "REAL"), ("arrived", "TEXT"))
+# The editors' queues: `queue` names the one a mail waits in ('quarantine' or 'review'), `queue_key` where
+# its copy lies in the quarantine mailbox, `request` an editor's release or drop not yet carried out.
+QUEUES = ("quarantine", "review")
+_WAITING = "queue = ? AND request IS NULL"
 
 # A mail the relay has not finished with: not in a final state, or not yet out of the inbox.
 _OPEN = "(state NOT IN ('forwarded', 'ignored', 'quarantined') OR archived_to IS NULL)"
@@ -120,6 +125,13 @@ class MailRecord:
     tries: int
     forwarded_at: str | None
     first_seen: str
+    reason: str | None = None
+    kind: str | None = None
+    confidence: float | None = None
+    queue: str | None = None
+    queued_at: str | None = None
+    queue_key: str | None = None
+    request: str | None = None
 
     @property
     def waiting(self) -> bool:
@@ -162,6 +174,9 @@ class Store:
         for column, definition in _ADDED_COLUMNS:
             if column not in present:
                 self._db.execute(f"ALTER TABLE mails ADD COLUMN {column} {definition}")
+        if "queue" not in present:  # mails quarantined before the queue existed wait in it; reviews were
+            # worked by mail before, so only new ones join that queue
+            self._db.execute("UPDATE mails SET queue = 'quarantine', queued_at = updated WHERE state = 'quarantined'")
         raw_columns = [row["name"] for row in self._db.execute("PRAGMA table_info(raw_mails)")]
         if raw_columns[-1] != "data":  # a state file from before: the bytes column moves to the end
             with self._transaction():
@@ -172,6 +187,9 @@ class Store:
                 self._db.execute("DROP TABLE raw_mails_before")
         self._db.execute("CREATE INDEX IF NOT EXISTS mails_thread ON mails(thread)")
         self._db.execute("CREATE INDEX IF NOT EXISTS mails_forwarded_at ON mails(forwarded_at)")
+        # The queues are a few mails among many: `list`, `status` and each poll ask for them alone.
+        self._db.execute("CREATE INDEX IF NOT EXISTS mails_queue ON mails(queue, queued_at) WHERE queue IS NOT NULL")
+        self._db.execute("CREATE INDEX IF NOT EXISTS mails_request ON mails(id) WHERE request IS NOT NULL")
         # The few mails not finished: what every poll asks for, whatever the number handled.
         self._db.execute(f"CREATE INDEX IF NOT EXISTS mails_open ON mails(source_key) WHERE {_OPEN}")
         if "hash" not in {row["name"] for row in self._db.execute("PRAGMA table_info(events)")}:
@@ -260,6 +278,9 @@ class Store:
                **columns: object) -> None:
         """Change a mail's columns and append the event that says why, in one transaction; with `ack`,
         the acknowledgement it is to get is queued in the same transaction."""
+        if columns.get("state") == "quarantined":  # whatever put it there, a quarantined mail waits for the editors
+            columns.setdefault("queue", "quarantine")
+            columns.setdefault("queued_at", _now())
         assignments = ", ".join(f"{name} = ?" for name in columns)
         with self._transaction():
             if columns:
@@ -375,13 +396,25 @@ class Store:
 
     def mail_counts(self, since: str) -> dict:
         """Figures for the health report: mails waiting for a retry (and the oldest of them), quarantined
-        since `since`, and the last forward."""
+        since `since` and not released or dropped since, the last forward, and the editors' two queues
+        now (a mail an editor released or dropped no longer counts, though the next poll carries it out)."""
         row = self._query(
             "SELECT (SELECT count(*) FROM mails WHERE state = 'retry') AS waiting,"
             " (SELECT min(first_seen) FROM mails WHERE state = 'retry') AS oldest_waiting,"
-            " (SELECT count(*) FROM mails WHERE state = 'quarantined' AND updated >= ?) AS quarantined,"
-            " (SELECT max(forwarded_at) FROM mails) AS last_forward", (since,))[0]
+            f" (SELECT count(*) FROM mails WHERE {_WAITING} AND queued_at >= ?) AS quarantined,"
+            " (SELECT max(forwarded_at) FROM mails) AS last_forward,"
+            f" (SELECT count(*) FROM mails WHERE {_WAITING}) AS in_quarantine,"
+            f" (SELECT count(*) FROM mails WHERE {_WAITING}) AS in_review",
+            ("quarantine", since, "quarantine", "review"))[0]
         return dict(row)
+
+    def queue(self, name: str) -> list[MailRecord]:
+        """The mails waiting in the editors' queue `name` ('quarantine' or 'review'), oldest first; a mail an
+        editor has released or dropped is no longer among them."""
+        if name not in QUEUES:
+            raise ValueError(f"no queue {name!r}: {', '.join(QUEUES)}")
+        rows = self._query(f"SELECT * FROM mails WHERE {_WAITING} ORDER BY queued_at, id", (name,))
+        return [_record(row) for row in rows]
 
     def mailbox_position(self, name: str) -> tuple[int, int] | None:
         """(UIDVALIDITY, highest UID durably recorded) for a mailbox, or None if never seen."""

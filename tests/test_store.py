@@ -72,3 +72,39 @@ def test_raw_mails_from_before_get_their_bytes_column_last_and_keep_them(tmp_pat
         rows = db.execute("SELECT sha256, data FROM raw_mails ORDER BY sha256").fetchall()
     assert columns[-1] == "data"
     assert rows == [("ab", b"\x01\x02"), ("cd" * 32, b"new bytes")]
+
+
+def test_the_queues_count_what_waits_and_not_what_an_editor_released(tmp_path):
+    """A quarantined mail is in the quarantine queue and its counts until an editor's request takes it out."""
+    store = Store(tmp_path / "s.sqlite")
+    first = store.add_mail("01" * 32, "<1@x>", "k1", "a@x", "one", b"1")
+    second = store.add_mail("02" * 32, "<2@x>", "k2", "a@x", "two", b"2")
+    review = store.add_mail("03" * 32, "<3@x>", "k3", "a@x", "three", b"3")
+    store.update(first, "mail.quarantined", {}, state="quarantined")
+    store.update(second, "mail.quarantined", {}, state="quarantined")
+    store.update(review, "mail.forwarded", {}, state="forwarded", queue="review", queued_at="2026-01-01T00:00:00")
+    counts = store.mail_counts("2000-01-01")
+    assert (counts["quarantined"], counts["in_quarantine"], counts["in_review"]) == (2, 2, 1)
+    assert [record.id for record in store.queue("quarantine")] == [first, second]
+    store.update(first, "queue.release_requested", {}, request='{"action": "release"}')
+    counts = store.mail_counts("2000-01-01")
+    assert (counts["quarantined"], counts["in_quarantine"]) == (1, 1)
+    assert [record.id for record in store.queue("quarantine")] == [second]
+    assert [record.subject for record in store.queue("review")] == ["three"]
+    store.close()
+
+
+def test_mails_quarantined_before_the_queue_existed_join_it_on_migration(tmp_path):
+    """An older state file's quarantined mails wait in the quarantine queue once it is opened."""
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE mails (id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL UNIQUE, message_id TEXT NOT NULL,"
+                   " source_key TEXT NOT NULL, from_address TEXT NOT NULL, subject TEXT NOT NULL, state TEXT NOT NULL,"
+                   " kind TEXT, sender TEXT, level TEXT, country TEXT, route TEXT, rule TEXT, rules_version TEXT,"
+                   " reason TEXT, forward_message_id TEXT, archived_to TEXT, attempts INTEGER NOT NULL DEFAULT 0,"
+                   " first_seen TEXT NOT NULL, updated TEXT NOT NULL)")
+        db.execute("INSERT INTO mails (sha256, message_id, source_key, from_address, subject, state, first_seen,"
+                   " updated) VALUES ('aa', '<q@x>', 'k', 'a@x', 'held', 'quarantined', '2026-01-01', '2026-01-02')")
+    store = Store(path)
+    assert [(record.subject, record.queued_at) for record in store.queue("quarantine")] == [("held", "2026-01-02")]
+    store.close()
