@@ -15,6 +15,7 @@ import mailparser
 from flufl.bounce import all_failures
 
 from mailrelay.htmltext import html_to_text
+from mailrelay.i18n import tr
 from mailrelay.model import Address, Attachment, Inbound, RawMail
 from mailrelay.skeleton import OMITTED_HEADER, SKELETON_FROM, skeleton
 
@@ -49,6 +50,39 @@ class _EightBitHeaders(email.policy.Compat32):
 
 
 _POLICY = _EightBitHeaders()
+
+
+# RFC 5322 field-name: printable ASCII but the colon, then the colon.
+_HEADER_FIELD = re.compile(rb"^[!-9;-~]+:")
+# Fields some mail system writes into every mail: at least one of them is in a mail's header.
+_MAIL_FIELDS = frozenset({b"from", b"sender", b"to", b"cc", b"subject", b"date", b"message-id", b"received",
+                          b"return-path", b"delivered-to", b"mime-version", b"content-type", b"reply-to"})
+_HEADER_LINES = 200  # a header block longer than this is read no further for the test
+
+
+def not_a_mail(data: bytes) -> str | None:
+    """Why `data` is no mail, in the person's language, or None when it may be one.
+
+    The rule: the file is not empty; its first line that is not blank (after an mbox "From " line) is an RFC 5322 header field
+    (if not, NUL bytes in its head say it is binary); and the header block, up to the first blank line, names at least one
+    field every mail carries (From, Date, Subject, Received, ...). A mail with damaged headers still passes;
+    a PDF, a picture or a letter saved as text does not."""
+    if not data.strip():
+        return tr("die Datei ist leer", "the file is empty")
+    lines = data.lstrip(b" \t\r\n").splitlines()[:_HEADER_LINES]  # some exports start with a line of spaces
+    if lines[0].startswith(b"From "):
+        lines = lines[1:]
+    if not lines or not _HEADER_FIELD.match(lines[0]):
+        if b"\x00" in data[:8192]:  # NUL bytes in a mail's text are hostile, but they do not make it no mail
+            return tr("die Datei ist binär, keine Textdatei", "the file is binary, not text")
+        return tr("keine Kopfzeilen gefunden (eine E-Mail beginnt mit Zeilen wie From:, Date:, Subject:)",
+                  "no header lines found (a mail starts with lines like From:, Date:, Subject:)")
+    block = lines[:next((n for n, line in enumerate(lines) if not line.strip()), len(lines))]
+    names = {line.split(b":", 1)[0].strip().lower() for line in block if _HEADER_FIELD.match(line)}
+    if not names & _MAIL_FIELDS:
+        return tr("keine der Kopfzeilen einer E-Mail gefunden (From:, Date:, Subject:, Received: ...)",
+                  "none of a mail's header lines found (From:, Date:, Subject:, Received: ...)")
+    return None
 
 
 def parse(raw: RawMail) -> Inbound:

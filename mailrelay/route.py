@@ -1,6 +1,7 @@
 """Inbound mail + its classification + the editors' rules -> Decision (pure; first match wins)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from mailrelay.conditions import UNKNOWN, Condition
@@ -20,43 +21,70 @@ def field_value(inbound: Inbound, classification: Classification, field_name: st
     return str(value)
 
 
-def observe(condition: Condition, inbound: Inbound, classification: Classification) -> tuple[bool, str]:
-    """Whether the condition's test finds the mail's value among its own (before `unless` negates it),
-    and what was seen, in words."""
+@dataclass(frozen=True)
+class Seen:
+    """What a condition's test found in the mail, before `unless` negates it: the ground for both the
+    English `why` of `explain --json` and the plain words of `explain`."""
+
+    found: bool
+    label: str  # the field as shown: kind, country..., domain or host, subject or text
+    value: str  # a finite field's value; the names a domain pattern was tried on; the text found
+    pattern: str = ""  # the domain pattern or regex that matched
+
+
+def look(condition: Condition, inbound: Inbound, classification: Classification) -> Seen:
+    """Whether the condition's test finds the mail's value among its own, and what it saw."""
     if condition.field == "domain":
-        return _observe_domain(condition, classification)
+        return _look_domain(condition, classification)
     if condition.is_open:
-        return _observe_text(condition, inbound)
+        return _look_text(condition, inbound)
     value = field_value(inbound, classification, condition.field)
-    return value in condition.values, f"{condition.field} {value}"
+    return Seen(value in condition.values, condition.field, value)
 
 
-def _observe_domain(condition: Condition, classification: Classification) -> tuple[bool, str]:
+def _look_domain(condition: Condition, classification: Classification) -> Seen:
     """A pattern matches the sender's registrable domain or the whole host part of the address."""
     labelled = (("domain", classification.domain.lower()), ("host", classification.host.lower()))
     names = tuple((label, name) for label, name in labelled if name)  # no address: no domain matches
     for pattern in sorted(condition.values):
         for label, name in names:
             if fnmatchcase(name, pattern):
-                return True, f"{label} {name} matches {pattern}"
-    seen = " / ".join(dict.fromkeys(name for _, name in names)) or "(none)"
-    return False, f"domain {seen} matches none of {', '.join(sorted(condition.values))}"
+                return Seen(True, label, name, pattern)
+    return Seen(False, "domain", " / ".join(dict.fromkeys(name for _, name in names)))
 
 
-def _observe_text(condition: Condition, inbound: Inbound) -> tuple[bool, str]:
+def _look_text(condition: Condition, inbound: Inbound) -> Seen:
     where = "subject" if condition.field.startswith("subject") else "text"
     text = inbound.subject if where == "subject" else inbound.text
     for pattern in condition.patterns:
         found = pattern.search(text)
-        if found is None:
-            continue
-        shown = " ".join(found.group().split())[:_SHOWN]
-        if condition.field.endswith("_regex"):
-            return True, f"{where} matches /{pattern.pattern}/ ('{shown}')"
-        return True, f"{where} contains '{shown}'"
-    if condition.field.endswith("_regex"):
-        return False, f"{where} matches none of {', '.join(f'/{p.pattern}/' for p in condition.patterns)}"
-    return False, f"{where} contains none of {', '.join(repr(word) for word in sorted(condition.values))}"
+        if found is not None:
+            return Seen(True, where, " ".join(found.group().split())[:_SHOWN], pattern.pattern)
+    return Seen(False, where, "")
+
+
+def observe(condition: Condition, inbound: Inbound, classification: Classification) -> tuple[bool, str]:
+    """Whether the condition's test finds the mail's value among its own (before `unless` negates it),
+    and what was seen, in words (English: the stable `why` of `explain --json`)."""
+    seen = look(condition, inbound, classification)
+    return seen.found, _seen_words(condition, seen)
+
+
+def _seen_words(condition: Condition, seen: Seen) -> str:
+    if not condition.is_open:
+        return f"{seen.label} {seen.value}"
+    if condition.field == "domain":
+        if seen.found:
+            return f"{seen.label} {seen.value} matches {seen.pattern}"
+        return f"domain {seen.value or '(none)'} matches none of {', '.join(sorted(condition.values))}"
+    regex = condition.field.endswith("_regex")
+    if seen.found and regex:
+        return f"{seen.label} matches /{seen.pattern}/ ('{seen.value}')"
+    if seen.found:
+        return f"{seen.label} contains '{seen.value}'"
+    if regex:
+        return f"{seen.label} matches none of {', '.join(f'/{p.pattern}/' for p in condition.patterns)}"
+    return f"{seen.label} contains none of {', '.join(repr(word) for word in sorted(condition.values))}"
 
 
 def condition_holds(condition: Condition, inbound: Inbound, classification: Classification) -> bool:
@@ -67,18 +95,21 @@ def explain_rule(rule: Rule, inbound: Inbound, classification: Classification) -
     """Whether the rule matches, and on what: the conditions that held, or the first that did not."""
     held = []
     for condition in rule.conditions:
-        found, seen = observe(condition, inbound, classification)
-        if found == condition.negated:
+        seen = look(condition, inbound, classification)
+        if seen.found == condition.negated:
             return False, _failed(condition, seen)
-        held.append(seen)
+        held.append(_seen_words(condition, seen))
     return True, ", ".join(held) or "no conditions"
 
 
-def _failed(condition: Condition, seen: str) -> str:
+def _failed(condition: Condition, seen: Seen) -> str:
+    """Why a condition stops the rule: a `when` value not found, or an `unless` exception that applies."""
+    words = _seen_words(condition, seen)
     if condition.is_open:
-        return f"unless {seen}" if condition.negated else seen
-    verb = "is" if condition.negated else "is not"
-    return f"{seen} {verb} {'/'.join(sorted(condition.values))}"
+        return f"unless {words}" if condition.negated else words
+    if condition.negated:
+        return f"unless {condition.field} is {' or '.join(sorted(condition.values))} (here: {seen.value})"
+    return f"{words} is not {'/'.join(sorted(condition.values))}"
 
 
 def rule_matches(rule: Rule, inbound: Inbound, classification: Classification) -> bool:
