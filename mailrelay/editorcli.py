@@ -1,10 +1,18 @@
-"""The editors' commands: explain, evaluate and replay (argparse here; the work is imported when it runs)."""
+"""The editors' commands: explain, evaluate and replay (argparse here; the work is imported when it runs).
+
+Exit codes: 0 done; 2 a usage mistake (a file or folder that is not there or not readable, a broken line
+of labels.jsonl, a --since not understood, replay before the relay has handled anything); 3 `explain` was
+given a file that is no mail. A configuration that is not usable ends with 2 in cli.main."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
+
+from mailrelay.i18n import tr
+from mailrelay.timespec import since_argument
 
 EXIT_OK = 0
 
@@ -21,13 +29,29 @@ def add_editor_commands(commands) -> None:
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(handler=_evaluate)
     replay = commands.add_parser("replay", help="what changed rules would have done to the mail already handled")
-    replay.add_argument("--since", default="30d", help="how far back: 30d, 12h, 90m (default 30d)")
+    replay.add_argument("--since", default="30d", type=since_argument,
+                        help="how far back: 30d, 12h, 90m, 1w, or a date like 2026-11-11 (UTC); default 30d")
     replay.add_argument("--rules", type=Path, help="the changed routing file (default: the one in force)")
     replay.add_argument("--signals", type=Path, help="the changed signals file (default: the one in force)")
     replay.add_argument("--json", action="store_true")
     replay.set_defaults(handler=_replay)
 
 
+def _one_line_errors(handler):
+    """An expected mistake in what the person named ends as one line on stderr and its exit code."""
+    @functools.wraps(handler)
+    def run(arguments) -> int:
+        from mailrelay.mailfile import InputError
+
+        try:
+            return handler(arguments)
+        except InputError as error:
+            print(f"mailrelay: {error}", file=sys.stderr)
+            return error.exit_code
+    return run
+
+
+@_one_line_errors
 def _explain(arguments) -> int:
     from mailrelay.explain import explain_file
 
@@ -36,6 +60,7 @@ def _explain(arguments) -> int:
     return EXIT_OK
 
 
+@_one_line_errors
 def _evaluate(arguments) -> int:
     from mailrelay.config import load_settings
     from mailrelay.evaluate import editors_desk, evaluate_folder, format_diff, format_report, report, route_diff
@@ -45,52 +70,49 @@ def _evaluate(arguments) -> int:
     settings = load_settings(arguments.config)
     identity = Identity.of(settings)
     policy = load_policy(settings)
-    results = evaluate_folder(arguments.folder, policy, identity)
-    summary = report(results, editors_desk(policy.rules))
+    evaluation = evaluate_folder(arguments.folder, policy, identity)
+    summary = report(evaluation.results, editors_desk(policy.rules), evaluation.not_mails)
     if arguments.against:
         other = load_policy_files(arguments.against, settings.signals_path, settings.templates_path,
                                   settings.reference_path)
-        changed = evaluate_folder(arguments.folder, other, identity)
-        summary["diff"] = route_diff(((f.name, f.got["route"], f.rule) for _, f in results), (f for _, f in changed))
+        changed = evaluate_folder(arguments.folder, other, identity).results
+        summary["diff"] = route_diff(((f.name, f.got["route"], f.rule) for _, f in evaluation.results),
+                                     (f for _, f in changed))
     if arguments.json:
         print(json.dumps(summary, ensure_ascii=False, indent=2))
     else:
         print(format_report(summary))
         if arguments.against:
-            print("\n" + format_diff(summary["diff"], len(results)))
+            print("\n" + format_diff(summary["diff"], len(evaluation.results)))
     return EXIT_OK
 
 
+@_one_line_errors
 def _replay(arguments) -> int:
     """Run changed rules over the stored mails of the last days and list what would route differently."""
     from mailrelay.config import load_settings
     from mailrelay.evaluate import format_diff, route_diff, verdict
     from mailrelay.pipeline import Identity
     from mailrelay.policy import load_policy_files
-    from mailrelay.store import Store
+    from mailrelay.timespec import age_in_days
 
     settings = load_settings(arguments.config)
     policy = load_policy_files(arguments.rules or settings.rules_path, arguments.signals or settings.signals_path,
                                settings.templates_path, settings.reference_path)
+    handled = _handled(settings.state_path, arguments.since)
+    if age_in_days(arguments.since) > settings.keep_raw_days:
+        print(tr(f"Hinweis: Rohmails werden {settings.keep_raw_days} Tage aufbewahrt; ältere lassen sich nicht "
+                 "erneut prüfen", f"note: raw mails are kept for {settings.keep_raw_days} days; older ones cannot "
+                 "be replayed"), file=sys.stderr)
     identity = Identity.of(settings)
-    if not settings.state_path.exists():
-        raise SystemExit(f"mailrelay: no state file at {settings.state_path}: nothing has been handled yet")
-    store = Store(settings.state_path, read_only=True)  # no lock, so it runs beside the service
-    try:
-        handled = [(record, raw) for record, raw in store.handled_since(_since(arguments.since))
-                   if record.rule and record.rule != "size-limit"]  # decided by rules, on the whole mail
-    finally:
-        store.close()
-    if arguments.since.endswith("d") and int(arguments.since[:-1]) > settings.keep_raw_days:
-        print(f"note: raw mails are kept for {settings.keep_raw_days} days; older ones cannot be replayed",
-              file=sys.stderr)
     old = [(str(record.id), record.route or "none", record.rule or "") for record, _ in handled]
     new = [verdict(str(record.id), raw, policy, identity) for record, raw in handled]
     records = {str(record.id): record for record, _ in handled}
     diff = route_diff(old, new)
     for change in diff:
         record = records[change["mail"]]
-        change.update(message_id=record.message_id, sender=record.from_address, subject=record.subject)
+        change.update(message_id=record.message_id, sender=record.from_address, subject=record.subject,
+                      date=record.first_seen[:16].replace("T", " "))
     if arguments.json:
         print(json.dumps({"mails": len(handled), "rules_version": policy.version, "diff": diff},
                          ensure_ascii=False, indent=2))
@@ -99,12 +121,19 @@ def _replay(arguments) -> int:
     return EXIT_OK
 
 
-def _since(text: str) -> str:
-    """'30d', '12h' or '90m' before now, as the store's ISO timestamps."""
-    from datetime import datetime, timedelta, timezone
+def _handled(state_path: Path, since: str) -> list:
+    """The stored mails first seen since `since` that rules decided, with their raw bytes."""
+    from mailrelay.mailfile import InputError
+    from mailrelay.store import Store
 
-    units = {"d": "days", "h": "hours", "m": "minutes"}
-    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
-        raise SystemExit(f"mailrelay: --since takes a number and d, h or m (like 30d), not {text!r}")
-    moment = datetime.now(timezone.utc) - timedelta(**{units[text[-1]]: int(text[:-1])})
-    return moment.isoformat(timespec="milliseconds")
+    if not state_path.exists():
+        raise InputError(tr(f"keine Zustandsdatei unter {state_path}: das Relay hat noch keine Mail bearbeitet, "
+                            "oder --config nennt nicht die Konfiguration des Dienstes",
+                            f"no state file at {state_path}: the relay has handled no mail yet, or --config "
+                            "does not name the service's configuration"))
+    store = Store(state_path, read_only=True)  # no lock, so it runs beside the service
+    try:
+        return [(record, raw) for record, raw in store.handled_since(since)
+                if record.rule and record.rule != "size-limit"]  # decided by rules, on the whole mail
+    finally:
+        store.close()

@@ -1,14 +1,15 @@
 """How the policy does on labelled mail, and what a changed policy would route differently. Sends nothing."""
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from mailrelay.i18n import tr
+from mailrelay.mailfile import read_file, read_labels
 from mailrelay.model import Classification, Evidence, RawMail
-from mailrelay.parse import parse
+from mailrelay.parse import not_a_mail, parse
 from mailrelay.pipeline import Identity, judge
 from mailrelay.policy import Policy
 from mailrelay.rules import Rules
@@ -38,14 +39,25 @@ def verdict(name: str, data: bytes, policy: Policy, identity: Identity) -> Verdi
     return Verdict(name, got, judged.decision.rule, found)
 
 
-def load_labels(folder: Path) -> list[dict]:
-    lines = (folder / "labels.jsonl").read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+@dataclass(frozen=True)
+class Evaluation:
+    """The verdicts on a labelled folder's mails, and the files in it that are no mail (name, why)."""
+
+    results: list[tuple[dict, Verdict]]
+    not_mails: list[tuple[str, str]]
 
 
-def evaluate_folder(folder: Path, policy: Policy, identity: Identity) -> list[tuple[dict, Verdict]]:
-    return [(label, verdict(label["file"], (folder / label["file"]).read_bytes(), policy, identity))
-            for label in load_labels(folder)]
+def evaluate_folder(folder: Path, policy: Policy, identity: Identity) -> Evaluation:
+    """Judge each labelled mail; a file that is no mail is set aside, not classified."""
+    results, not_mails = [], []
+    for label in read_labels(folder):
+        data = read_file(folder / label["file"], "")
+        reason = not_a_mail(data)
+        if reason:
+            not_mails.append((label["file"], reason))
+        else:
+            results.append((label, verdict(label["file"], data, policy, identity)))
+    return Evaluation(results, not_mails)
 
 
 def _judged(label: dict, field: str) -> bool:
@@ -71,9 +83,10 @@ def editors_desk(rules: Rules) -> str:
     return rules.review.desk if rules.review else (rules.default.desk or "")
 
 
-def report(results: list[tuple[dict, Verdict]], editors_desk: str = "editors") -> dict:
+def report(results: list[tuple[dict, Verdict]], editors_desk: str = "editors",
+           not_mails: Iterable[tuple[str, str]] = ()) -> dict:
     """Accuracy per field, the route confusion matrix, person mail archived, machine mail forwarded (to a
-    desk, to the editors), and each misroute with why."""
+    desk, to the editors), each misroute with why, and the files that are no mail (not judged)."""
     accuracy = {}
     for field in FIELDS:
         pairs = [(label[field], found.got.get(field)) for label, found in results if _judged(label, field)]
@@ -96,6 +109,7 @@ def report(results: list[tuple[dict, Verdict]], editors_desk: str = "editors") -
             "editors": [label["file"] for label, found in machine if found.got["route"] == editors_desk],
         },
         "misrouted": [_misroute(label, found) for label, found in judged if label["route"] != found.got["route"]],
+        "not_a_mail": [{"file": name, "why": why} for name, why in not_mails],
     }
 
 
@@ -129,38 +143,54 @@ def route_diff(old: Iterable[tuple[str, str, str]], new: Iterable[Verdict]) -> l
 
 
 def format_report(summary: dict) -> str:
-    lines = [f"{summary['mails']} mails", "", f"{'field':9}{'right':>7}{'judged':>8}{'accuracy':>10}"]
+    lines = [tr(f"E-Mails: {summary['mails']}", f"{summary['mails']} mails"), "",
+             f"{tr('Feld', 'field'):9}{tr('richtig', 'right'):>9}{tr('bewertet', 'judged'):>10}"
+             f"{tr('Anteil', 'accuracy'):>10}"]
     for field, row in summary["accuracy"].items():
         share = f"{100 * row['accuracy']:.1f}%" if row["accuracy"] is not None else "-"
-        lines.append(f"{field:9}{row['right']:>7}{row['judged']:>8}{share:>10}")
+        lines.append(f"{field:9}{row['right']:>9}{row['judged']:>10}{share:>10}")
     lines += ["", *_safety_lines(summary), "", *_confusion_lines(summary["confusion"])]
-    lines += ["", f"misrouted: {len(summary['misrouted'])}"]
+    lines += ["", tr(f"falsch geleitet: {len(summary['misrouted'])}", f"misrouted: {len(summary['misrouted'])}")]
     for miss in summary["misrouted"]:
-        lines.append(f"  {miss['file']}: expected {miss['expected']}, got {miss['got']} (rule {miss['rule']})")
+        lines.append(tr(f"  {miss['file']}: erwartet {miss['expected']}, erhalten {miss['got']} (Regel {miss['rule']})",
+                        f"  {miss['file']}: expected {miss['expected']}, got {miss['got']} (rule {miss['rule']})"))
         lines += [f"      {e['field']}: {e['signal']} [{e['where']}]" for e in miss["evidence"]]
-    return "\n".join(lines)
+    return "\n".join(lines + _not_mail_lines(summary.get("not_a_mail", [])))
+
+
+def _not_mail_lines(not_mails: list[dict]) -> list[str]:
+    if not not_mails:
+        return []
+    lines = ["", tr(f"keine E-Mail, nicht bewertet: {len(not_mails)}", f"not a mail, not judged: {len(not_mails)}")]
+    return lines + [f"  {item['file']}: {item['why']}" for item in not_mails]
 
 
 def _safety_lines(summary: dict) -> list[str]:
     """The two figures that matter most: a person's mail archived unseen, a machine's mail passed on."""
     archived, forwarded = summary["person_archived"], summary["machine_forwarded"]
-    lines = [f"person mail archived as machine mail: {_share(len(archived), summary['person_mails'])}",
-             *[f"  {name}" for name in archived]]
+    share = _share(len(archived), summary["person_mails"])
+    lines = [tr(f"Mail von Menschen als automatische Mail archiviert: {share}",
+                f"person mail archived as machine mail: {share}"), *[f"  {name}" for name in archived]]
     for where in ("desk", "editors"):
-        lines.append(f"machine mail forwarded to {'a desk' if where == 'desk' else 'the editors'}: "
-                     f"{_share(len(forwarded[where]), summary['machine_mails'])}")
+        share = _share(len(forwarded[where]), summary["machine_mails"])
+        to = tr("an ein Fachreferat", "a desk") if where == "desk" else tr("an die Redaktion", "the editors")
+        lines.append(tr(f"automatische Mail weitergeleitet {to}: {share}",
+                        f"machine mail forwarded to {to}: {share}"))
         lines += [f"  {name}" for name in forwarded[where]]
     return lines
 
 
 def _share(count: int, total: int) -> str:
-    return f"{count} of {total} ({100 * count / total:.1f}%)" if total else f"{count} of 0"
+    return tr(f"{count} von {total} ({100 * count / total:.1f}%)" if total else f"{count} von 0",
+              f"{count} of {total} ({100 * count / total:.1f}%)" if total else f"{count} of 0")
 
 
 def _confusion_lines(confusion: dict) -> list[str]:
     routes = sorted(set(confusion) | {got for row in confusion.values() for got in row})
     width = max((len(r) for r in routes), default=4) + 2
-    lines = ["route confusion (rows: label, columns: relay)", " " * width + "".join(f"{r:>{width}}" for r in routes)]
+    lines = [tr("Leitwege (Zeilen: Sollwert laut labels.jsonl, Spalten: was das Relay tut)",
+                "route confusion (rows: label, columns: relay)"),
+             " " * width + "".join(f"{r:>{width}}" for r in routes)]
     for expected in routes:
         row = confusion.get(expected, {})
         lines.append(f"{expected:{width}}" + "".join(f"{row.get(got, 0):>{width}}" for got in routes))
@@ -168,7 +198,22 @@ def _confusion_lines(confusion: dict) -> list[str]:
 
 
 def format_diff(diff: list[dict], total: int) -> str:
-    lines = [f"{len(diff)} of {total} mails would be routed differently"]
-    lines += [f"  {d['mail']}: {d['old_route']} ({d['old_rule']}) -> {d['new_route']} ({d['new_rule']})"
-              for d in diff]
+    """The mails that would be routed differently; replay's carry sender, subject and date."""
+    lines = [tr(f"{len(diff)} von {total} E-Mails würden anders geleitet",
+                f"{len(diff)} of {total} mails would be routed differently")]
+    for change in diff:
+        lines.append(f"  {_which_mail(change)}")
+        lines.append(tr(f"      bisher {change['old_route']} (Regel {change['old_rule']}), "
+                        f"neu {change['new_route']} (Regel {change['new_rule']})",
+                        f"      was {change['old_route']} (rule {change['old_rule']}), "
+                        f"now {change['new_route']} (rule {change['new_rule']})"))
     return "\n".join(lines)
+
+
+def _which_mail(change: dict) -> str:
+    """A stored mail by date, sender and subject; a labelled file by its name."""
+    if "sender" not in change:
+        return change["mail"]
+    sender = change["sender"] or tr("(kein Absender)", "(no sender)")
+    subject = change["subject"] or tr("(ohne Betreff)", "(no subject)")
+    return f"{change.get('date', '')}  {sender}  \"{subject}\"".strip()

@@ -63,10 +63,10 @@ _HEADER_LINES = 200  # a header block longer than this is read no further for th
 def not_a_mail(data: bytes) -> str | None:
     """Why `data` is no mail, in the person's language, or None when it may be one.
 
-    The rule: the file is not empty; its first line that is not blank (after an mbox "From " line) is an RFC 5322 header field
-    (if not, NUL bytes in its head say it is binary); and the header block, up to the first blank line, names at least one
-    field every mail carries (From, Date, Subject, Received, ...). A mail with damaged headers still passes;
-    a PDF, a picture or a letter saved as text does not."""
+    The rule: the file is not empty; its first line that is not blank (after an mbox "From " line) is an
+    RFC 5322 header field (if not, NUL bytes in its head say it is binary); and the header block, up to the
+    first blank line, names at least one field every mail carries (From, Date, Subject, Received, ...).
+    A mail with damaged headers still passes; a PDF, a picture or a letter saved as text does not."""
     if not data.strip():
         return tr("die Datei ist leer", "the file is empty")
     lines = data.lstrip(b" \t\r\n").splitlines()[:_HEADER_LINES]  # some exports start with a line of spaces
