@@ -47,16 +47,43 @@ def test_explain_json_names_route_rule_and_evidence(tmp_path):
     assert facts["evidence"] and all({"field", "signal", "where"} <= set(e) for e in facts["evidence"])
     rules = {item["rule"]: item for item in facts["rules"]}
     assert rules["public-body-germany"]["matched"] is True
-    assert rules["inquiry"] == {"rule": "inquiry", "matched": False, "why": "kind application is not inquiry"}
+    assert rules["inquiry"] == {"rule": "inquiry", "matched": False, "decides": False,
+                                "why": "kind application is not inquiry"}
+    assert rules["public-body-germany"]["decides"] is True
+    assert rules["application-sender-unknown"] == {"rule": "application-sender-unknown", "matched": True,
+                                                   "decides": False, "why": "kind application"}
 
 
-def test_explain_text_shows_each_rule_and_the_summary(tmp_path):
-    """The text form lists every rule with whether it matched, and the summary the desk would get."""
+def test_explain_text_shows_each_rule_and_the_decision_in_german(tmp_path):
+    """The text form (German by default) lists every rule with its verdict, and the decision."""
     result = _mailrelay("--config", str(REPO / "config" / "mailrelay.toml"), "explain",
                         str(MAILS / "05-bounce-dsn.eml"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "MATCH  machine-mail" in result.stdout
-    assert "Decision:    ignore -> none" in result.stdout
+    assert "  TRIFFT ZU — entscheidet: machine-mail -> ignore\n      Art ist bounce\n" in result.stdout
+    assert "  trifft nicht zu: inquiry -> editors\n      verlangt Art inquiry, hier: bounce\n" in result.stdout
+    assert "Entscheidung: nur archivieren -> none (Regel machine-mail)" in result.stdout
+
+
+def test_explain_text_is_english_with_lang_en(tmp_path):
+    """With --lang en the same text reads in English; the rule names and values stay as written."""
+    result = _mailrelay("--config", str(REPO / "config" / "mailrelay.toml"), "--lang", "en", "explain",
+                        str(MAILS / "05-bounce-dsn.eml"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "  MATCHES — decides: machine-mail -> ignore\n      kind is bounce\n" in result.stdout
+    assert "Decision:     ignore -> none (rule machine-mail)" in result.stdout
+    assert "Entscheidung" not in result.stdout
+
+
+def test_explain_mistakes_end_in_one_line_without_a_traceback(tmp_path):
+    """Run as a person would: a missing file, a folder and an empty file each give one line and their code."""
+    (tmp_path / "leer.eml").write_bytes(b"")
+    config = str(REPO / "config" / "mailrelay.toml")
+    for target, code, words in [(tmp_path / "fehlt.eml", 2, "keine solche Datei"),
+                                (tmp_path, 2, "ist ein Ordner"),
+                                (tmp_path / "leer.eml", 3, "keine E-Mail: die Datei ist leer")]:
+        result = _mailrelay("--config", config, "explain", str(target), cwd=tmp_path)
+        assert (result.returncode, result.stdout) == (code, "")
+        assert result.stderr.count("\n") == 1 and words in result.stderr and "Traceback" not in result.stderr
 
 
 def test_check_accepts_the_shipped_config_and_names_problems(tmp_path):
@@ -100,6 +127,7 @@ def test_check_reports_problems_of_every_file_in_one_run(tmp_path):
                       .replace("batch_size = 50", "batchsize = 50"))
     result = _mailrelay("--config", str(config), "check", cwd=tmp_path)
     assert result.returncode == 2
-    assert f"{config}:" in result.stderr and "unknown key 'batchsize' (hint: did you mean 'batch_size'?)" in result.stderr
+    assert f"{config}:" in result.stderr
+    assert "unknown key 'batchsize' (hint: did you mean 'batch_size'?)" in result.stderr
     assert f"{rules}:" in result.stderr and "'desk-expert' is not a declared desk" in result.stderr
     assert f"{template}:" in result.stderr and "'applicant' is undefined" in result.stderr

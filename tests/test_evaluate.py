@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from datetime import datetime, timezone
 
 from mailrelay.cli import main
 from tests.helpers import DATA, REPO
@@ -85,3 +87,59 @@ def test_replay_shows_what_changed_rules_would_do_and_sends_nothing(tmp_path, do
     assert json.loads(capsys.readouterr().out)["diff"] == []
     assert main(["--config", str(config), "replay", "--since", "0m", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["mails"] == 0
+
+
+def test_evaluate_text_report_is_german_by_default(tmp_path, capsys):
+    """The accuracy report's headings, the safety figures and the misroutes read in German."""
+    assert main(["--config", str(CONFIG), "evaluate", str(_labelled_folder(tmp_path))]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("E-Mails: 4\n\nFeld       richtig  bewertet    Anteil\n")
+    assert "route            3         4     75.0%" in text
+    assert "Mail von Menschen als automatische Mail archiviert: 0 von 3 (0.0%)" in text
+    assert "automatische Mail weitergeleitet an ein Fachreferat: 0 von 1 (0.0%)" in text
+    assert "Leitwege (Zeilen: Sollwert laut labels.jsonl, Spalten: was das Relay tut)" in text
+    assert ("falsch geleitet: 1\n  application-public-body-county-de.eml: erwartet desk-experts, "
+            "erhalten desk-public (Regel public-body-germany)") in text
+
+
+def test_evaluate_against_text_is_english_with_lang_en(tmp_path, capsys):
+    """With --lang en the report and the table of route changes are English."""
+    other = tmp_path / "routing.toml"
+    other.write_text((REPO / "config" / "routing.toml").read_text().replace(
+        'when = { kind = "inquiry" }\ndesk = "editors"', 'when = { kind = "inquiry" }\ndesk = "ignore"'))
+    assert main(["--config", str(CONFIG), "--lang", "en", "evaluate", str(_labelled_folder(tmp_path)),
+                 "--against", str(other)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("4 mails\n\nfield        right    judged  accuracy\n")
+    assert text.endswith("1 of 4 mails would be routed differently\n  inquiry-how-to-apply-en.eml\n"
+                         "      was editors (rule inquiry), now none (rule inquiry)\n")
+
+
+def test_replay_lists_sender_subject_and_date_and_takes_every_since_form(tmp_path, dovecot, imap_user, smtp_sink,
+                                                                          capsys):
+    """The text names each changed mail by date, sender and subject, not by its number; --since takes a week
+    or a date, and the note on raw mails kept for keep_raw_days appears for every form that reaches further."""
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink)
+    dovecot.append(imap_user, "INBOX", (MAILS / "01-application-state-ministry.eml").read_bytes())
+    assert once(config) == 0
+    changed = tmp_path / "changed.toml"
+    changed.write_text((REPO / "config" / "routing.toml").read_text().replace(
+        'sender = "public_body" }', 'sender = "public_body", level = "national" }'))
+    capsys.readouterr()
+    assert main(["--config", str(config), "replay", "--since", "1w", "--rules", str(changed)]) == 0
+    out, err = capsys.readouterr()
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    lines = out.splitlines()
+    assert lines[0] == "1 von 1 E-Mails würden anders geleitet"
+    assert re.fullmatch(rf'  {today} \d\d:\d\d  sabine\.albrecht@wirtschaft\.niedersachsen\.de  '
+                        r'"Bewerbung Cluster-Expertengruppe"', lines[1]), lines[1]
+    assert lines[2] == ("      bisher desk-public (Regel public-body-germany), "
+                        "neu editors (Regel application-sender-unknown)")
+    assert err == ""
+    for since in ("5w", "2000-01-01", "2000-01-01T00:00:00+02:00", "31d"):
+        assert main(["--config", str(config), "replay", "--since", since, "--rules", str(changed)]) == 0
+        out, err = capsys.readouterr()
+        assert out.startswith("1 von 1") and err == (
+            "Hinweis: Rohmails werden 30 Tage aufbewahrt; ältere lassen sich nicht erneut prüfen\n"), since
+    assert main(["--config", str(config), "replay", "--since", today]) == 0
+    assert capsys.readouterr() == ("0 von 1 E-Mails würden anders geleitet\n", "")

@@ -4,9 +4,11 @@ from __future__ import annotations
 import hashlib
 
 import mailparser
+import pytest
 
+from mailrelay.i18n import set_language
 from mailrelay.model import RawMail
-from mailrelay.parse import parse
+from mailrelay.parse import not_a_mail, parse
 from tests.helpers import DATA, inbound, raw_mail
 
 
@@ -94,3 +96,40 @@ def test_a_forwarded_bounce_inside_a_person_mail_is_not_its_parts():
     data = (b"From: A <a@example.de>\nContent-Type: multipart/mixed; boundary=out\n\n--out\nContent-Type: text/plain\n\n"
             b"Was bedeutet das?\n--out\nContent-Type: message/rfc822\n\n" + inner + b"--out--\n")
     assert parse(RawMail("k", data)).part_types == ("multipart/mixed", "text/plain", "message/rfc822")
+
+
+@pytest.mark.parametrize(("data", "why"), [
+    (b"", "die Datei ist leer"),
+    (b" \r\n\t\n", "die Datei ist leer"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "die Datei ist binär, keine Textdatei"),
+    (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "keine Kopfzeilen gefunden"),
+    (b"Sehr geehrte Damen und Herren: ich bewerbe mich.\n", "keine Kopfzeilen gefunden"),
+    (b"Notiz:Bewerbung\nStand:Entwurf\n\nText", "keine der Kopfzeilen einer E-Mail gefunden"),
+])
+def test_not_a_mail_names_why_a_file_is_no_mail(data, why):
+    """Empty, binary, headerless, and header-like text without any field a mail carries: each has its reason."""
+    assert not_a_mail(data).startswith(why)
+
+
+@pytest.mark.parametrize("data", [
+    b"From: a@example.de\n\nHallo",
+    b"From anna@example.de Mon Mar  2 09:12:00 2026\nSubject: Bewerbung\n\nText",  # an mbox export
+    b"    \nMIME-Version: 1.0\nDate: Sun, 16 Mar 2014 07:11:45 -0700\n\nText",  # a line of spaces first
+    b"X-Spam: yes\nReceived: from mx\nSubject: Bewerbung\x00 mit NUL\n\n",  # NUL bytes, but headers
+])
+def test_not_a_mail_lets_a_mail_with_odd_headers_pass(data):
+    """An mbox line, a leading line of spaces, NUL bytes after the headers begin: still a mail."""
+    assert not_a_mail(data) is None
+
+
+def test_every_sample_mail_looks_like_a_mail():
+    """No shipped or test mail is taken for no mail, except the two that are meant not to be one."""
+    files = sorted(DATA.glob("*.eml")) + sorted((DATA.parent.parent / "mailrelay" / "demo" / "mails").glob("*.eml"))
+    refused = {path.name for path in files if not_a_mail(path.read_bytes())}
+    assert len(files) > 50 and refused == {"hostile-no-headers-at-all.eml", "hostile-binary-garbage.eml"}
+
+
+def test_not_a_mail_speaks_english_when_asked():
+    """The reason is made in the language in force."""
+    set_language("en")
+    assert not_a_mail(b"") == "the file is empty"
