@@ -112,7 +112,7 @@ def _replay(arguments) -> int:
     for change in diff:
         record = records[change["mail"]]
         change.update(message_id=record.message_id, sender=record.from_address, subject=record.subject,
-                      date=record.first_seen[:16].replace("T", " "))
+                      first_seen=record.first_seen)
     if arguments.json:
         print(json.dumps({"mails": len(handled), "rules_version": policy.version, "diff": diff},
                          ensure_ascii=False, indent=2))

@@ -216,4 +216,5 @@ def _which_mail(change: dict) -> str:
         return change["mail"]
     sender = change["sender"] or tr("(kein Absender)", "(no sender)")
     subject = change["subject"] or tr("(ohne Betreff)", "(no subject)")
-    return f"{change.get('date', '')}  {sender}  \"{subject}\"".strip()
+    when = f"{change['first_seen'][:16].replace('T', ' ')} UTC" if change.get("first_seen") else ""
+    return f"{when}  {sender}  \"{subject}\"".strip()

@@ -82,6 +82,7 @@ def test_replay_shows_what_changed_rules_would_do_and_sends_nothing(tmp_path, do
     assert (change["old_route"], change["new_route"], change["new_rule"]) == (
         "desk-public", "editors", "application-sender-unknown")
     assert change["sender"] == "sabine.albrecht@wirtschaft.niedersachsen.de"
+    assert change["subject"] == "Bewerbung Cluster-Expertengruppe" and change["first_seen"].endswith("+00:00")
     assert len(smtp_sink.received) == sent
     assert main(["--config", str(config), "replay", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["diff"] == []
@@ -131,7 +132,7 @@ def test_replay_lists_sender_subject_and_date_and_takes_every_since_form(tmp_pat
     today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     lines = out.splitlines()
     assert lines[0] == "1 von 1 E-Mails würden anders geleitet"
-    assert re.fullmatch(rf'  {today} \d\d:\d\d  sabine\.albrecht@wirtschaft\.niedersachsen\.de  '
+    assert re.fullmatch(rf'  {today} \d\d:\d\d UTC  sabine\.albrecht@wirtschaft\.niedersachsen\.de  '
                         r'"Bewerbung Cluster-Expertengruppe"', lines[1]), lines[1]
     assert lines[2] == ("      bisher desk-public (Regel public-body-germany), "
                         "neu editors (Regel application-sender-unknown)")
