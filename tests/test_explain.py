@@ -148,6 +148,8 @@ def test_unless_reads_plainly_with_what_the_mail_shows(later_rules):
         "außer wenn die Domain auf *.bund.de passt (hier: Domain uni-muenchen.de / lmu.uni-muenchen.de)"
         " — keine Ausnahme")
     assert "is DE/unknown" not in text
+    why = {item["rule"]: item["why"] for item in explain_file(later_rules, MAIL, as_json=True)["rules"]}
+    assert why["ausland"] == "unless country is DE or unknown (here: DE)"  # --json keeps its English `why`
 
 
 def test_unless_reads_plainly_in_english_too(later_rules):
