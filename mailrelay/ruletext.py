@@ -98,6 +98,8 @@ def _finding(condition: Condition, seen: Seen) -> str:
                   f"{name} matches /{seen.pattern}/ ('{seen.value}')")
     if seen.found:
         return tr(f"{name} enthält '{seen.value}'", f"{name} contains '{seen.value}'")
+    if condition.field.endswith("_regex"):
+        return tr(f"{name} passt auf keinen von {_listed(condition)}", f"{name} matches none of {_listed(condition)}")
     return tr(f"{name} enthält keins davon: {_listed(condition)}", f"{name} contains none of {_listed(condition)}")
 
 

@@ -3,13 +3,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import pytest
 
 from mailrelay import pipeline
+from mailrelay.conditions import Condition
 from mailrelay.explain import explain_file
 from mailrelay.i18n import set_language
 from mailrelay.model import Classification, Evidence, Kind, Sender
+from mailrelay.route import Seen
+from mailrelay.ruletext import condition_words
 from tests.helpers import REPO
 
 MAIL = REPO / "mailrelay" / "demo" / "mails" / "02-application-research-institute.eml"
@@ -186,3 +190,20 @@ def test_no_matching_rule_says_the_default_applies(config, monkeypatch):
     text = explain_file(config, MAIL)
     assert "TRIFFT ZU" not in text
     assert "  keine Regel trifft zu: es gilt default -> editors" in text
+
+
+@pytest.mark.parametrize(("field", "negated", "seen", "words"), [
+    ("subject", True, Seen(True, "subject", "Bewerbung"),
+     "außer wenn im Betreff 'Bewerbung' steht (hier: 'Bewerbung') — Ausnahme greift"),
+    ("subject", True, Seen(False, "subject", ""),
+     "außer wenn im Betreff 'Bewerbung' steht (hier: nicht gefunden) — keine Ausnahme"),
+    ("subject_regex", False, Seen(True, "subject", "Bewerbung", "bewerb\\w+"),
+     "Betreff passt auf /bewerb\\w+/ ('Bewerbung')"),
+    ("subject_regex", False, Seen(False, "subject", ""), "Betreff passt auf keinen von /bewerb\\w+/"),
+    ("subject", False, Seen(False, "subject", ""), "Betreff enthält keins davon: 'Bewerbung'"),
+])
+def test_open_conditions_read_plainly(field, negated, seen, words):
+    """Words and regexes in `when` and `unless` say what was looked for and what the subject showed."""
+    value = "bewerb\\w+" if field.endswith("_regex") else "Bewerbung"
+    condition = Condition(field, frozenset({value}), negated, (re.compile(value, re.IGNORECASE),))
+    assert condition_words(condition, seen) == words
