@@ -2,19 +2,44 @@
 operators' outage notes use, so what a monitor sees and what the operators are told never disagree."""
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from mailrelay.i18n import tr
 from mailrelay.store import Store
 
 HEALTHY, DEGRADED, FAILING = 0, 1, 2
-WORDS = {HEALTHY: "healthy", DEGRADED: "degraded", FAILING: "failing"}
+WORDS = {HEALTHY: "healthy", DEGRADED: "degraded", FAILING: "failing"}  # the --json value: stable English
 
 
 @dataclass(frozen=True)
 class Thresholds:
     outage_seconds: float = 1800  # how long the relay may be unable to do its job before it says so
     quarantined_per_day: int = 10  # more quarantined mails than this in 24 hours is not bad luck
+
+
+@dataclass(frozen=True)
+class RefusedReload:
+    """A change of the editors' files that a reload refused; it stands until a later reload succeeds."""
+
+    at: str  # when these problems were first refused (ISO 8601, UTC)
+    files: tuple[str, ...]
+    problems: tuple[str, ...]  # each `file:line: what is wrong`
+    version_in_force: str  # the rules version that stayed in force
+    noted: bool = False  # the alert desk has been sent its one note about it
+
+    @classmethod
+    def from_json(cls, text: str | dict | None) -> "RefusedReload | None":
+        data = json.loads(text) if isinstance(text, str) else text
+        if not data:
+            return None
+        return cls(data["at"], tuple(data["files"]), tuple(data["problems"]), data["version_in_force"],
+                   bool(data.get("noted")))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -32,6 +57,18 @@ class Facts:
     failing_since: str | None
     paused: str | None
     outage_since: str | None  # when the operators were told the relay cannot do its job
+    in_quarantine: int = 0  # waiting in the editors' quarantine queue now (released and dropped mails not)
+    in_review: int = 0  # sent to the editors for review and not yet worked
+    rules_version: str | None = None  # the version of the editors' files in force
+    reload_refused: RefusedReload | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Facts":
+        """Facts as `report` or the status file wrote them; keys a newer version added are left out."""
+        known = {item.name for item in dataclasses.fields(cls)}
+        values = {key: value for key, value in data.items() if key in known}
+        values["reload_refused"] = RefusedReload.from_json(values.get("reload_refused"))
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -43,6 +80,12 @@ class Verdict:
     def word(self) -> str:
         return WORDS[self.code]
 
+    @property
+    def label(self) -> str:
+        """The verdict in the language in force, for people."""
+        return {HEALTHY: tr("gesund", "healthy"), DEGRADED: tr("beeinträchtigt", "degraded"),
+                FAILING: tr("gestört", "failing")}[self.code]
+
 
 def facts(store: Store, now: datetime | None = None) -> Facts:
     now = now or datetime.now(timezone.utc)
@@ -51,34 +94,56 @@ def facts(store: Store, now: datetime | None = None) -> Facts:
                  waiting=counts["waiting"], oldest_waiting=counts["oldest_waiting"],
                  quarantined_last_day=counts["quarantined"], last_error=store.flag("last_error"),
                  last_error_at=store.flag("last_error_at"), failing_since=store.flag("failing_since"),
-                 paused=store.paused(), outage_since=store.flag("outage_since"))
+                 paused=store.paused(), outage_since=store.flag("outage_since"),
+                 in_quarantine=counts.get("in_quarantine", 0), in_review=counts.get("in_review", 0),
+                 rules_version=store.flag("rules_version"),
+                 reload_refused=RefusedReload.from_json(store.flag("reload_refused")))
 
 
 def assess(state: Facts, limits: Thresholds) -> Verdict:
     """FAILING when the relay has not been able to do its job for longer than the outage time (or is
-    paused, or quarantines far more than usual); DEGRADED when something is wrong but not for long yet."""
+    paused, or quarantines far more than usual); DEGRADED when something is wrong but not for long yet,
+    or the editors' latest change was refused and older rules are in force."""
     failing: list[str] = []
     degraded: list[str] = []
     if state.paused:
-        failing.append(f"forwarding is paused: {state.paused}")
-    if state.failing_since:
-        (failing if _older(state.failing_since, state.now, limits.outage_seconds) else degraded).append(
-            f"polls failing since {state.failing_since}: {state.last_error}")
-    elif state.last_poll_ok is None:
-        degraded.append("no successful poll yet")
-    elif _older(state.last_poll_ok, state.now, limits.outage_seconds):
-        failing.append(f"no poll since {state.last_poll_ok}: is the service running?")
+        failing.append(tr(f"die Weiterleitung ist angehalten: {state.paused}", f"forwarding is paused: {state.paused}"))
+    _polls(state, limits, failing, degraded)
     if state.waiting:
         long_ago = state.oldest_waiting and _older(state.oldest_waiting, state.now, limits.outage_seconds)
-        (failing if long_ago else degraded).append(
-            f"{state.waiting} mail(s) waiting for the SMTP server, the oldest since {state.oldest_waiting}")
+        (failing if long_ago else degraded).append(tr(
+            f"{state.waiting} Mail(s) warten auf den SMTP-Server, die älteste seit {state.oldest_waiting}",
+            f"{state.waiting} mail(s) waiting for the SMTP server, the oldest since {state.oldest_waiting}"))
     if state.quarantined_last_day:
         growing = state.quarantined_last_day > limits.quarantined_per_day
-        (failing if growing else degraded).append(
-            f"{state.quarantined_last_day} mail(s) quarantined in the last 24 hours")
+        (failing if growing else degraded).append(tr(
+            f"{state.quarantined_last_day} Mail(s) in den letzten 24 Stunden in die Quarantäne verschoben",
+            f"{state.quarantined_last_day} mail(s) quarantined in the last 24 hours"))
+    if state.reload_refused:
+        degraded.append(_refused_problem(state.reload_refused))
     if failing:
         return Verdict(FAILING, failing + degraded)
     return Verdict(DEGRADED if degraded else HEALTHY, degraded)
+
+
+def _polls(state: Facts, limits: Thresholds, failing: list[str], degraded: list[str]) -> None:
+    if state.failing_since:
+        (failing if _older(state.failing_since, state.now, limits.outage_seconds) else degraded).append(tr(
+            f"Abfragen scheitern seit {state.failing_since}: {state.last_error}",
+            f"polls failing since {state.failing_since}: {state.last_error}"))
+    elif state.last_poll_ok is None:
+        degraded.append(tr("noch keine erfolgreiche Abfrage", "no successful poll yet"))
+    elif _older(state.last_poll_ok, state.now, limits.outage_seconds):
+        failing.append(tr(f"keine Abfrage seit {state.last_poll_ok}: läuft der Dienst?",
+                          f"no poll since {state.last_poll_ok}: is the service running?"))
+
+
+def _refused_problem(refused: RefusedReload) -> str:
+    files = ", ".join(refused.files)
+    return tr(f"Regeländerung am {refused.at} abgelehnt ({len(refused.problems)} Fehler in {files}); "
+              f"in Kraft bleibt Version {refused.version_in_force}",
+              f"rules change refused at {refused.at} ({len(refused.problems)} problem(s) in {files}); "
+              f"version {refused.version_in_force} stays in force")
 
 
 def report(state: Facts, verdict: Verdict) -> dict:
@@ -87,15 +152,31 @@ def report(state: Facts, verdict: Verdict) -> dict:
 
 
 def format_report(state: Facts, verdict: Verdict) -> str:
-    lines = [f"mailrelay: {verdict.word}",
-             f"  last successful poll: {state.last_poll_ok or 'never'}",
-             f"  last forward:         {state.last_forward or 'never'}",
-             f"  waiting for retry:    {state.waiting}",
-             f"  quarantined (24 h):   {state.quarantined_last_day}",
-             f"  last error:           {state.last_error or 'none'}"
-             + (f" (at {state.last_error_at})" if state.last_error_at else "")]
-    lines += [f"  problem: {problem}" for problem in verdict.problems]
+    never, none = tr("nie", "never"), tr("keiner", "none")
+    rows = [(tr("letzte erfolgreiche Abfrage", "last successful poll"), state.last_poll_ok or never),
+            (tr("letzte Weiterleitung", "last forward"), state.last_forward or never),
+            (tr("warten auf neuen Versuch", "waiting for retry"), state.waiting),
+            (tr("in Quarantäne", "in quarantine"), state.in_quarantine),
+            (tr("zur Prüfung", "waiting for review"), state.in_review),
+            (tr("neu in Quarantäne (24 h)", "quarantined (24 h)"), state.quarantined_last_day),
+            (tr("Regeln in Kraft", "rules in force"), tr(f"Version {state.rules_version}",
+                                                         f"version {state.rules_version}")
+             if state.rules_version else tr("unbekannt", "unknown")),
+            (tr("letzter Fehler", "last error"), (state.last_error or none)
+             + (tr(f" (um {state.last_error_at})", f" (at {state.last_error_at})") if state.last_error_at else ""))]
+    width = max(len(label) for label, _ in rows) + 1
+    lines = [f"mailrelay: {verdict.label}"] + [f"  {label + ':':<{width}} {value}" for label, value in rows]
+    lines += _refused_lines(state.reload_refused)
+    lines += [f"  {tr('Problem', 'problem')}: {problem}" for problem in verdict.problems]
     return "\n".join(lines)
+
+
+def _refused_lines(refused: RefusedReload | None) -> list[str]:
+    if refused is None:
+        return []
+    head = tr(f"  Regeländerung abgelehnt am {refused.at}, in Kraft bleibt Version {refused.version_in_force}:",
+              f"  rules change refused at {refused.at}, version {refused.version_in_force} stays in force:")
+    return [head] + [f"    {problem}" for problem in refused.problems]
 
 
 def _older(moment: str, now: str, seconds: float) -> bool:

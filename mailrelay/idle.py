@@ -38,6 +38,11 @@ class IdleWatcher:
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def connected(self) -> bool:
+        """Whether an IDLE connection is up and waiting for new mail (for the metrics)."""
+        return self._idling_since is not None
+
     def stop(self) -> None:
         self._stop.set()
         client = self._client
