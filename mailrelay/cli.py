@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
+
+from mailrelay.errors import say as _say
 
 EXIT_OK, EXIT_POLL_FAILED, EXIT_CONFIG = 0, 1, 2
 DEFAULT_CONFIG = os.environ.get("MAILRELAY_CONFIG", "config/mailrelay.toml")
@@ -16,8 +17,6 @@ def main(argv: list[str] | None = None) -> int:
     # Imports here keep `mailrelay --help` quick.
     from mailrelay.i18n import choose_language, set_language
     from mailrelay.logs import configure_logging
-    from mailrelay.store import AlreadyRunning
-    from mailrelay.tomlcheck import ConfigError
 
     set_language(choose_language(arguments.lang))
     quiet = arguments.command in _QUIET
@@ -25,12 +24,13 @@ def main(argv: list[str] | None = None) -> int:
                       stream=sys.stderr if quiet else sys.stdout)
     try:
         return arguments.handler(arguments)
-    except ConfigError as error:
-        print(f"mailrelay: the configuration is not usable:\n{error}", file=sys.stderr)
-        return EXIT_CONFIG
-    except AlreadyRunning as error:
-        print(f"mailrelay: {error}", file=sys.stderr)
-        return EXIT_POLL_FAILED
+    except BaseException as error:  # every command's errors end here: one line for people
+        from mailrelay.errors import exit_code_of
+
+        code = exit_code_of(error, arguments.command, arguments.config, quiet)
+        if code is None:
+            raise
+        return code
 
 
 _QUIET = ("explain", "check", "demo", "evaluate", "replay", "audit", "status", "quarantine", "review")  # their output is for people; events go to stderr, warnings only
@@ -88,29 +88,53 @@ def _return_freed_memory() -> None:
 
 
 def _once(arguments) -> int:
+    from mailrelay import health, statusfile
+    from mailrelay.i18n import tr
     from mailrelay.sources.base import SourceError
 
     _return_freed_memory()
     settings, store, relay = _open(arguments.config)
     try:
-        relay.poll()
+        report = relay.poll()
         relay.purge()
     except SourceError as error:
-        print(f"mailrelay: the poll could not run: {error}", file=sys.stderr)
+        _say(tr(f"die Abfrage konnte nicht laufen: {error}; Server, Port und Zugangsdaten in [imap] prüfen",
+                f"the poll could not run: {error}; check the server, port and login in [imap]"))
         return EXIT_POLL_FAILED
     except Exception as error:  # a bug: say so, exit as a failed poll; the traceback goes to the log
         relay.log.exception("poll.crashed")
-        print(f"mailrelay: the poll failed: {type(error).__name__}: {error}", file=sys.stderr)
+        _say(tr(f"die Abfrage ist gescheitert: {type(error).__name__}: {error} (Einzelheiten im Log)",
+                f"the poll failed: {type(error).__name__}: {error} (details in the log)"))
         return EXIT_POLL_FAILED
+    else:
+        _say_deferred(report)
     finally:
+        written = statusfile.written_path()
+        if written:  # a timer running `once` under systemd: monitors read this like the service's
+            statusfile.write(written, health.facts(store))
         store.close()
     return EXIT_OK
 
 
+def _say_deferred(report) -> None:
+    """A poll that ran but could not send: one line, so a person running `once` is not left with the log."""
+    from mailrelay.i18n import tr
+
+    deferred = [mail for mail in report.mails if mail["outcome"] == "deferred"]
+    if deferred:
+        _say(tr(f"{len(deferred)} Mail(s) nicht gesendet, sie warten auf den nächsten Versuch: "
+                "ist der SMTP-Server in [smtp] erreichbar? (mail.deferred im Log nennt die Antwort)",
+                f"{len(deferred)} mail(s) not sent, they wait for the next try: can the SMTP server in [smtp] "
+                "be reached? (mail.deferred in the log has its reply)"))
+
+
 def _run(arguments) -> int:
+    from mailrelay import statusfile
     from mailrelay.daemon import Daemon
+    from mailrelay.metrics import Metrics, listen_address
 
     _return_freed_memory()
+    listen = listen_address(arguments.config)
     settings, store, relay = _open(arguments.config)
     watcher = None
     if settings.imap and settings.imap.idle:
@@ -118,9 +142,15 @@ def _run(arguments) -> int:
 
         def watcher(wake):
             return IdleWatcher(settings.imap, wake)
+    metrics = Metrics() if listen else None
     try:
-        Daemon(relay, relay.policy, settings.poll_seconds, watcher=watcher).run()
+        if metrics:
+            relay.log.info("metrics.listening", address=f"{listen.host}:{metrics.serve(listen)}")
+        Daemon(relay, relay.policy, settings.poll_seconds, watcher=watcher, metrics=metrics,
+               status_path=statusfile.written_path()).run()
     finally:
+        if metrics:
+            metrics.stop()
         store.close()
     return EXIT_OK
 
@@ -140,6 +170,9 @@ def _open(config: Path):
         store.close()
         raise
     relay = build_relay(settings, store, policy)
+    from mailrelay.reloads import in_force
+
+    in_force(store, policy().version)  # the files as they are now load: a change refused before is moot
     for warning in exposed_secrets(settings):
         relay.log.warning("secret.exposed", problem=warning)
     return settings, store, relay
@@ -171,48 +204,31 @@ def _check(arguments) -> int:
     return EXIT_OK
 
 
-
-
 def _resume(arguments) -> int:
     from mailrelay.config import load_settings
+    from mailrelay.i18n import tr
     from mailrelay.store import Store
 
     store = Store(load_settings(arguments.config).state_path)
     try:
         reason = store.paused()
-        print(f"resumed (was paused: {reason})" if store.resume() else "forwarding was not paused")
+        print(tr(f"Weiterleitung fortgesetzt (angehalten war sie: {reason})", f"resumed (was paused: {reason})")
+              if store.resume() else tr("die Weiterleitung war nicht angehalten", "forwarding was not paused"))
     finally:
         store.close()
     return EXIT_OK
 
 
 def _status(arguments) -> int:
-    """Read-only, beside the service; the exit code is the verdict, for any monitoring system."""
-    from mailrelay import health
-    from mailrelay.config import load_settings
-    from mailrelay.store import Store
+    from mailrelay.statuscli import status
 
-    settings = load_settings(arguments.config)
-    if not settings.state_path.exists():
-        print(f"mailrelay: failing: no state file at {settings.state_path}: the relay has never run",
-              file=sys.stderr)
-        return health.FAILING
-    store = Store(settings.state_path, read_only=True)
-    try:
-        state = health.facts(store)
-    finally:
-        store.close()
-    verdict = health.assess(state, health.Thresholds(settings.outage_seconds, settings.quarantined_per_day))
-    if arguments.json:
-        print(json.dumps(health.report(state, verdict), ensure_ascii=False, indent=2))
-    else:
-        print(health.format_report(state, verdict))
-    return verdict.code
+    return status(arguments.config, arguments.json)
 
 
 def _purge(arguments) -> int:
     from mailrelay.app import PolicyHolder, build_relay
     from mailrelay.config import load_settings
+    from mailrelay.i18n import tr
     from mailrelay.store import Store
 
     settings = load_settings(arguments.config)
@@ -221,14 +237,9 @@ def _purge(arguments) -> int:
         purged = build_relay(settings, store, PolicyHolder(settings)).purge()
     finally:
         store.close()
-    print(f"purged the raw bytes of {purged} mail(s) older than {settings.keep_raw_days} days")
+    print(tr(f"die Originale von {purged} Mail(s) gelöscht, die älter als {settings.keep_raw_days} Tage sind",
+             f"purged the raw bytes of {purged} mail(s) older than {settings.keep_raw_days} days"))
     return EXIT_OK
-
-
-
-
-
-
 
 
 def _demo(arguments) -> int:

@@ -5,13 +5,16 @@ import queue
 import signal
 import threading
 import time
-from typing import Callable, Protocol
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable, Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from mailrelay import health, reloads, statusfile
 from mailrelay.app import PolicyHolder
 from mailrelay.logs import get_logger
+from mailrelay.metrics import Metrics
 from mailrelay.notify import Notifier
 from mailrelay.runner import Relay
 from mailrelay.sources.base import SourceError
@@ -28,10 +31,14 @@ class Watcher(Protocol):
 
     def stop(self) -> None: ...
 
+    @property
+    def connected(self) -> bool: ...
+
 
 class Daemon:
     def __init__(self, relay: Relay, policy: PolicyHolder, poll_seconds: float, notifier: Notifier | None = None,
-                 watcher: Callable[[Callable[[str], None]], "Watcher"] | None = None):
+                 watcher: Callable[[Callable[[str], None]], "Watcher"] | None = None,
+                 metrics: Metrics | None = None, status_path: Path | None = None):
         self.relay = relay
         self.policy = policy
         self.poll_seconds = poll_seconds
@@ -49,6 +56,10 @@ class Daemon:
         self.watcher = watcher(self.wake) if watcher else None  # IMAP IDLE: polls as soon as mail arrives
         self.last_progress = time.monotonic()  # a mail handled, or a poll begun or ended
         relay.progress = self._progressed
+        self.metrics = metrics
+        self.status_path = status_path  # the status file for monitors; None: not written
+        if metrics:
+            metrics.watch_idle(lambda: bool(self.watcher and self.watcher.connected))
 
     def run(self) -> None:
         """Poll now and then every poll_seconds until SIGTERM or SIGINT; SIGHUP reloads."""
@@ -77,8 +88,9 @@ class Daemon:
             if signum in _STOP_SIGNALS:
                 break
             self.notifier.send("RELOADING=1", "STATUS=reloading the rules, signals and templates")
-            self.reload()
-            self.notifier.send("READY=1", f"STATUS=rules version {self.policy().version}")
+            taken = self.reload()
+            self.notifier.send("READY=1", f"STATUS=rules version {self.policy().version}"
+                                          + ("" if taken else " (the change was refused: mailrelay status)"))
         self.log.info("daemon.stopping", signal=signal.Signals(signum).name)
         self.notifier.send("STOPPING=1", "STATUS=stopping: finishing the mail in hand")
         self.relay.stop_requested = True  # the mail in hand is finished, the rest wait for the next start
@@ -128,9 +140,11 @@ class Daemon:
             self._progressed()
 
     def _poll(self) -> None:
+        began = time.monotonic()
         try:
             report = self.relay.poll()
         except SourceError as error:
+            self._observed("failed", began)
             self.failures += 1
             wait = min(self.poll_seconds * 2 ** min(self.failures - 1, 16), max(self.poll_seconds, _MAX_BACKOFF))
             self.log.error("poll.failed", error=str(error), failures=self.failures, next_poll_in=wait)
@@ -139,9 +153,11 @@ class Daemon:
             self.notifier.send("WATCHDOG=1", f"STATUS=poll failed at {_clock()} ({error}); next try in {wait:.0f} s")
             return
         except Exception as error:  # the next poll starts afresh; the traceback goes to the log
+            self._observed("crashed", began)
             self.log.exception("poll.crashed")
             self.notifier.send(f"STATUS=poll crashed at {_clock()}: {type(error).__name__}")
             return
+        self._observed("ok", began, report.mails)
         if self.failures:
             self.log.info("poll.recovered", after_failures=self.failures)
         self.failures = 0
@@ -149,23 +165,63 @@ class Daemon:
         self.notifier.send("WATCHDOG=1", f"STATUS=last poll {_clock()}, {report.counts['forwarded']} forwarded, "
                                          f"{waiting} queued")
 
+    def _observed(self, result: str, began: float, mails: list[dict] = ()) -> None:
+        """After every poll, whatever its end: the metrics, the status file, a refused change not told yet."""
+        if self.metrics:
+            self.metrics.observe_poll(result, time.monotonic() - began, list(mails))
+        self.publish()
+        if result == "ok":
+            reloads.tell_alert_desk(self.relay)
+
+    def publish(self) -> None:
+        """Write what monitors read (the status file, the metrics' gauges); a failure is logged, never fatal."""
+        if not (self.metrics or self.status_path):
+            return
+        try:
+            state = health.facts(self.relay.store)
+            if self.metrics:
+                self.metrics.refresh(state, self.relay.store.audit_head()[0])
+            if self.status_path:
+                statusfile.write(self.status_path, state)
+        except Exception as error:  # a full /run or a bug here must not stop the polls
+            self.log.error("status.publish_failed", error=f"{type(error).__name__}: {error}",
+                           status_file=str(self.status_path))
+
     def purge(self) -> None:
         try:
             self.relay.purge()
         except Exception:  # tried again tomorrow; the traceback goes to the log
             self.log.exception("raw.purge_failed")
 
-    def reload(self) -> None:
-        """Swap in freshly loaded rules, signals and templates; on any problem keep the old ones."""
+    def reload(self) -> bool:
+        """Swap in freshly loaded rules, signals and templates; on any problem keep the old ones, keep the
+        refusal for `status` and tell the alert desk once (in the poll worker, after the poll in hand)."""
         try:
             version = self.policy.reload().version
         except ConfigError as error:
             problems = [str(p) for p in error.problems]
-            self.log.error("config.reload_refused", problems=problems, rules_version=self.policy().version)
-            self.relay.store.event(None, "config.reload_refused", {"problems": problems})
-            return
+            refusal, new = reloads.refused(self.relay.store, error.problems, self.policy().version)
+            self.log.error("config.reload_refused", problems=problems, rules_version=self.policy().version,
+                           refused_at=refusal.at, new_change=new)
+            self.relay.store.event(None, "config.reload_refused", {"problems": problems, "new_change": new})
+            self._in_worker(self._refused_told)
+            return False
+        reloads.in_force(self.relay.store, version)
         self.log.info("config.reloaded", rules_version=version)
         self.relay.store.event(None, "config.reloaded", {"rules_version": version})
+        self._in_worker(self.publish)
+        return True
+
+    def _refused_told(self) -> None:
+        self.publish()
+        reloads.tell_alert_desk(self.relay)
+
+    def _in_worker(self, job: Callable[[], None]) -> None:
+        """Run `job` in the one poll worker, so it never sends or writes beside a poll."""
+        if self.scheduler.running:
+            self.scheduler.add_job(job, max_instances=1)
+        else:
+            job()
 
 
 def _clock() -> str:

@@ -1,12 +1,16 @@
 """The service: scheduled polls, reload on SIGHUP, clean stop on SIGTERM."""
 from __future__ import annotations
 
+import email
+import email.policy
+import json
 import signal
 import time
 
+from mailrelay.cli import main
 from tests.daemontest import notify_socket, running, wait_for_event, wait_for_message
 from tests.helpers import REPO
-from tests.relaytest import audit_events, closed_port, write_config
+from tests.relaytest import alerts, audit_events, closed_port, forwards, write_config
 
 APPLICATION = (REPO / "mailrelay" / "demo" / "mails" / "01-application-state-ministry.eml").read_bytes()
 SECOND_APPLICATION = (REPO / "mailrelay" / "demo" / "mails" / "02-application-research-institute.eml").read_bytes()
@@ -29,16 +33,17 @@ def test_daemon_polls_reloads_and_stops(tmp_path, dovecot, imap_user, smtp_sink)
         refused = wait_for_event(process, lines, "config.reload_refused")
         assert refused["rules_version"] == started["rules_version"]
         assert any(str(rules) in problem for problem in refused["problems"])
+        wait_for_event(process, lines, "reload.note_sent")  # to the alert desk, beside the forwards
         dovecot.append(imap_user, "INBOX", SECOND_APPLICATION)  # the old rules still route it
-        smtp_sink.wait_for(2, timeout=30)
-        assert smtp_sink.received[1].rcpt_tos == ("desk-experts@bmwi.example",)
+        smtp_sink.wait_for(3, timeout=30)
+        assert forwards(smtp_sink)[1].rcpt_tos == ("desk-experts@bmwi.example",)
         rules.write_text((REPO / "config" / "routing.toml").read_text(encoding="utf-8") + "\n# changed\n")
         process.send_signal(signal.SIGHUP)
         reloaded = wait_for_event(process, lines, "config.reloaded")
         assert reloaded["rules_version"] != started["rules_version"]
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
-    assert len(smtp_sink.received) == 2
+    assert len(forwards(smtp_sink)) == 2
     recorded = [event for _, event, _ in audit_events(tmp_path)]
     assert "config.reload_refused" in recorded and "config.reloaded" in recorded
     assert "daemon.stopped" in [e["event"] for e in lines] or "daemon.stopped" in process.stdout.read()
@@ -104,3 +109,67 @@ def test_watchdog_goes_quiet_while_a_poll_hangs(tmp_path, dovecot, imap_user):
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)
     assert quiet == []
+
+
+def _status(config, capsys, *options: str):
+    capsys.readouterr()
+    code = main(["--config", str(config), "status", *options])
+    out = capsys.readouterr().out
+    return code, (json.loads(out) if "--json" in options else out)
+
+
+def _note_text(received) -> str:
+    message = email.message_from_bytes(received.data, policy=email.policy.default)
+    return f"{message['Subject']}\n{message.get_content()}"
+
+
+def test_a_refused_reload_shows_in_status_and_tells_the_alert_desk_once(tmp_path, dovecot, imap_user, smtp_sink,
+                                                                        capsys):
+    """A broken rules change reloaded twice: `status` (text and --json) names when, which file, each problem
+    as file:line and the version still in force, and the alert desk gets one German note; a good reload
+    clears it, and another broken change is told again."""
+    rules = tmp_path / "routing.toml"
+    good = (REPO / "config" / "routing.toml").read_text(encoding="utf-8")
+    rules.write_text(good, encoding="utf-8")
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, rules=rules, schedule="poll_seconds = 1")
+    broken = good.replace('desk = "desk-public"', 'desk = "desk-publik"')
+    wrong = [n for n, text in enumerate(broken.splitlines(), 1) if "desk-publik" in text]
+    lines: list[dict] = []
+    with running(config) as process:
+        version = wait_for_event(process, lines, "daemon.started")["rules_version"]
+        wait_for_event(process, lines, "poll.finished")
+        rules.write_text(broken, encoding="utf-8")
+        process.send_signal(signal.SIGHUP)
+        assert wait_for_event(process, lines, "config.reload_refused")["new_change"] is True
+        wait_for_event(process, lines, "reload.note_sent")
+        process.send_signal(signal.SIGHUP)  # the same broken file again: the same change, no second note
+        assert wait_for_event(process, lines, "config.reload_refused")["new_change"] is False
+        wait_for_event(process, lines, "poll.finished")
+        wait_for_event(process, lines, "poll.finished")
+        code, report = _status(config, capsys, "--json")
+        assert (code, report["status"], report["rules_version"]) == (1, "degraded", version)
+        refused = report["reload_refused"]
+        assert refused["files"] == [str(rules)] and refused["version_in_force"] == version and refused["at"]
+        places = [problem.split(": ")[0] for problem in refused["problems"]]
+        assert all(place.startswith(f"{rules}:") for place in places)
+        assert {f"{rules}:{n}" for n in wrong} <= set(places)
+        code, text = _status(config, capsys)
+        assert code == 1 and f"Regeländerung abgelehnt am {refused['at']}, in Kraft bleibt Version {version}" in text
+        assert all(f"    {problem}" in text for problem in refused["problems"])
+        assert len(alerts(smtp_sink)) == 1
+        note = _note_text(alerts(smtp_sink)[0])
+        assert alerts(smtp_sink)[0].rcpt_tos == ("redaktion@clusterplattform.example",)
+        assert "Regeländerung nicht übernommen" in note and f"(Version {version})" in note
+        assert all(f"- {problem}" in note for problem in refused["problems"])
+        rules.write_text(good + "\n# fixed\n", encoding="utf-8")
+        process.send_signal(signal.SIGHUP)
+        fixed = wait_for_event(process, lines, "config.reloaded")["rules_version"]
+        code, report = _status(config, capsys, "--json")
+        assert (code, report["reload_refused"], report["rules_version"]) == (0, None, fixed)
+        rules.write_text(broken, encoding="utf-8")  # broken again after a good reload: a new change
+        process.send_signal(signal.SIGHUP)
+        assert wait_for_event(process, lines, "config.reload_refused")["new_change"] is True
+        wait_for_event(process, lines, "reload.note_sent")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    assert len(alerts(smtp_sink)) == 2 and forwards(smtp_sink) == []

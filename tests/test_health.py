@@ -13,9 +13,9 @@ APPLICATION = (REPO / "mailrelay" / "demo" / "mails" / "01-application-state-min
 OPERATORS = "it-betrieb@clusterplattform.example"
 
 
-def _status(config, capsys) -> tuple[int, dict]:
+def _status(config, capsys, *options: str) -> tuple[int, dict]:
     capsys.readouterr()
-    code = main(["--config", str(config), "status", "--json"])
+    code = main([*options, "--config", str(config), "status", "--json"])
     return code, json.loads(capsys.readouterr().out)
 
 
@@ -35,6 +35,8 @@ def _notes(sink) -> list[str]:
 
 def test_status_says_healthy_degraded_or_failing_with_its_exit_code(tmp_path, dovecot, imap_user, smtp_sink,
                                                                       capsys):
+    """No state is failing (2), a healthy poll 0, a mail waiting for a retry degraded (1), and waiting longer
+    than the outage time failing; the problems in German, in English with --lang en, the JSON keys the same."""
     config = write_config(tmp_path, dovecot, imap_user, smtp_sink)
     assert main(["--config", str(config), "status"]) == 2  # never ran: no state at all
     dovecot.append(imap_user, "INBOX", APPLICATION)
@@ -51,7 +53,30 @@ def test_status_says_healthy_degraded_or_failing_with_its_exit_code(tmp_path, do
         db.execute("UPDATE mails SET first_seen = '2000-01-01T00:00:00.000+00:00' WHERE state = 'retry'")
     code, report = _status(config, capsys)
     assert (code, report["status"]) == (2, "failing")
-    assert any("waiting for the SMTP server" in problem for problem in report["problems"])
+    assert any("warten auf den SMTP-Server" in problem for problem in report["problems"])
+    code, english = _status(config, capsys, "--lang", "en")
+    assert (code, english["status"]) == (2, "failing") and english.keys() == report.keys()
+    assert any("waiting for the SMTP server" in problem for problem in english["problems"])
+
+
+def test_status_text_is_german_by_default_and_english_on_request(tmp_path, dovecot, imap_user, smtp_sink, capsys):
+    """The text form names the verdict, the retry queue, the editors' two queues and the rules in force in
+    German; --lang en says the same in English."""
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink)
+    dovecot.append(imap_user, "INBOX", APPLICATION)
+    assert once(config) == 0
+    capsys.readouterr()
+    assert main(["--config", str(config), "status"]) == 0
+    german = capsys.readouterr().out
+    assert german.startswith("mailrelay: gesund\n")
+    for label in ("letzte erfolgreiche Abfrage:", "in Quarantäne:", "zur Prüfung:", "Regeln in Kraft:",
+                  "letzter Fehler:"):
+        assert label in german
+    assert "keiner" in german and "healthy" not in german
+    assert main(["--lang", "en", "--config", str(config), "status"]) == 0
+    english = capsys.readouterr().out
+    assert english.startswith("mailrelay: healthy\n") and "in quarantine:" in english
+    assert "waiting for review:" in english and "rules in force:    " in english
 
 
 def test_operators_hear_of_an_outage_once_and_of_its_end_once(tmp_path, dovecot, imap_user, smtp_sink, capsys):
@@ -65,6 +90,7 @@ def test_operators_hear_of_an_outage_once_and_of_its_end_once(tmp_path, dovecot,
     assert _notes(smtp_sink) == []  # failing, but not yet for long
     code, report = _status(broken, capsys)
     assert (code, report["status"]) == (1, "degraded") and "Connection refused" in report["last_error"]
+    assert any(problem.startswith("Abfragen scheitern seit") for problem in report["problems"])
     time.sleep(0.4)
     assert once(broken) == 1 and once(broken) == 1
     assert len(_notes(smtp_sink)) == 1 and "Störung" in _notes(smtp_sink)[0]
@@ -86,7 +112,7 @@ def test_purge_drops_old_raw_mails_and_records_it(tmp_path, dovecot, imap_user, 
         assert db.execute("SELECT count(*) FROM raw_mails").fetchone()[0] == 1
         db.execute("UPDATE mails SET first_seen = '2000-01-01T00:00:00.000+00:00'")
     assert main(["--config", str(config), "purge"]) == 0
-    assert "1 mail(s)" in capsys.readouterr().out
+    assert "1 Mail(s)" in capsys.readouterr().out
     with sqlite3.connect(tmp_path / "state.sqlite") as db:
         assert db.execute("SELECT count(*) FROM raw_mails").fetchone()[0] == 0
         assert db.execute("SELECT count(*) FROM mails").fetchone()[0] == 1  # the metadata stays
