@@ -16,6 +16,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from mailrelay.model import Classification, Decision, Forward, Inbound
+from mailrelay.reasons import country_name, desk_reasons, review_reason
 from mailrelay.rules import Desk
 
 LOOP_HEADER = "X-Mailrelay-Loop"
@@ -147,7 +148,8 @@ def forward_message_id(inbound: Inbound, desk_name: str, from_address: str) -> s
 
 
 def summary_context(inbound: Inbound, classification: Classification, decision: Decision, desk: Desk) -> dict:
-    """The variables every summary template gets."""
+    """The variables every summary template gets. `reasons` and `review_reason` are what the desks read;
+    `evidence` (identifiers and scores) stays for editors' own templates, as explain shows it."""
     evidence: dict[str, list] = {}
     for item in classification.evidence:
         evidence.setdefault(item.field, []).append(item)
@@ -160,6 +162,9 @@ def summary_context(inbound: Inbound, classification: Classification, decision: 
         "decision": decision,
         "desk": desk,
         "review": bool(decision.reason),
+        "review_reason": review_reason(decision.reason),
+        "reasons": desk_reasons(classification),
+        "country_name": country_name(classification.country),
     }
 
 
