@@ -190,7 +190,7 @@ def test_explain_says_whether_an_answer_would_be_sent_and_why(tmp_path, capsys):
     (tmp_path / "without.eml").write_bytes(APPLICATION.split(b"\r\n", 1)[1])
     assert main(["--config", str(tmp_path / "mailrelay.toml"), "explain", str(tmp_path / "with.eml")]) == 0
     text = capsys.readouterr().out
-    assert f"Answer:      sent to {APPLICANT}" in text and "vielen Dank für Ihre Nachricht" in text
+    assert f"Antwort:      an {APPLICANT}" in text and "vielen Dank für Ihre Nachricht" in text  # German by default
     assert main(["--config", str(tmp_path / "mailrelay.toml"), "explain", "--json", str(tmp_path / "without.eml")]) == 0
     facts = json.loads(capsys.readouterr().out)
     assert facts["acknowledgement"] == {"send": False, "why": "no valid return path to answer"}

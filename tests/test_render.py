@@ -78,18 +78,20 @@ def test_summary_is_german_and_names_the_evidence(desks, templates):
     forward = _forward(inbound("parse-attachment-rfc2231-umlaut-name.eml"), desks, templates)
     text = _message(forward.data).get_body(("plain",)).get_content()
     assert "Absenderart:   Öffentliche Stelle (Landesebene)" in text
-    assert "Land:          DE" in text
-    assert "word 'Ministerium' (signature line 2)" in text
+    assert "Land:          Deutschland" in text
+    assert "Absenderart:  „Ministerium“ in der Signatur" in text
+    assert "signature line" not in text and "word 'Ministerium'" not in text
     assert "Bewerbung Müller.pdf (application/pdf, 52 Bytes)" in text
 
 
 def test_review_reason_opens_the_summary(desks, templates):
-    """A mail routed to the editors for review says why in its first line and subject."""
+    """A mail routed to the editors for review says why in its first line and subject, the prefix once."""
     forward = _forward(inbound("parse-html-only-with-style.eml"), desks, templates, desk="editors",
                        reason="Zur Prüfung: Herkunftsland nicht erkennbar")
     message = _message(forward.data)
     assert message["Subject"].startswith("[Prüfen] ")
-    assert message.get_body(("plain",)).get_content().startswith("ZUR PRÜFUNG: Zur Prüfung: Herkunftsland")
+    assert message.get_body(("plain",)).get_content().splitlines()[0] == "ZUR PRÜFUNG: Herkunftsland nicht erkennbar"
+    assert "<strong>Zur Prüfung:</strong> Herkunftsland nicht erkennbar</p>" in message.get_body(("html",)).get_content()
 
 
 def test_mail_content_is_data_never_template_or_markup(desks, templates, tmp_path):
