@@ -198,8 +198,8 @@ def test_reasons_are_the_few_that_decided_strongest_first():
                                   "„Behörde“ im Text")}
 
 
-@pytest.mark.parametrize(("code", "name"), [("DE", "Deutschland"), ("AT", "Österreich"), ("unknown", "nicht erkennbar"),
-                                            ("XK", "XK")])
+@pytest.mark.parametrize(("code", "name"), [("DE", "Deutschland"), ("AT", "Österreich"),
+                                            ("unknown", "nicht erkennbar"), ("XK", "XK")])
 def test_country_is_named_in_german(code, name):
     """The summary names the country; a code without a German name is shown as written."""
     assert country_name(code) == name
@@ -207,7 +207,7 @@ def test_country_is_named_in_german(code, name):
 
 def test_every_shipped_signal_phrase_avoids_identifiers(policy):
     """Classified test mails of every kind give phrases without a group name, score or English place."""
-    names = sorted(path.name for path in DATA.glob("*.eml"))[:60]
+    names = sorted(path.name for path in DATA.glob("*.eml"))
     for name in names:
         judged = judge(inbound(name), policy, Identity(RELAY, "test-relay"))
         if judged.classification is None:
