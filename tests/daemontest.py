@@ -10,11 +10,12 @@ import time
 
 
 @contextlib.contextmanager
-def running(config, **environment: str):
-    """`mailrelay run` as systemd would start it, its JSON log on a pipe; killed if a test leaves it running."""
+def running(config, umask: int = -1, **environment: str):
+    """`mailrelay run` as systemd would start it (with the unit's `umask`, say 0o077), its JSON log on a pipe;
+    killed if a test leaves it running."""
     process = subprocess.Popen([sys.executable, "-m", "mailrelay", "--config", str(config), "run"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=config.parent,
-                               env=dict(os.environ, PYTHONUNBUFFERED="1", **environment))
+                               env=dict(os.environ, PYTHONUNBUFFERED="1", **environment), umask=umask)
     try:
         yield process
     finally:
