@@ -80,6 +80,22 @@ def test_unit_keeps_what_the_relay_relies_on() -> None:
     assert service["ExecStart"] == [f"{INSTALL_PATH} --config /etc/mailrelay/mailrelay.toml run"]
     assert {value.partition(":")[0] for value in service["LoadCredential"]} == {"imap-password", "smtp-password"}
     assert service["DynamicUser"] == ["yes"] and service["StateDirectory"] == ["mailrelay"]
+    assert service["RuntimeDirectory"] == ["mailrelay"] and service["RuntimeDirectoryMode"] == ["0755"]
     assert service["ConfigurationDirectory"] == ["mailrelay"] and service["Restart"] == ["on-failure"]
     assert service["TimeoutStopSec"] == ["12min"]
     assert "Unit.StartLimitIntervalSec" in settings and "Unit.StartLimitBurst" in settings
+
+
+def test_documentation_names_the_readme_that_the_install_steps_put_there() -> None:
+    """`Documentation=` is the README that setup.cfg installs as data under the virtual environment the
+    README's install steps create, so `systemctl help mailrelay` finds it on a machine set up that way."""
+    import configparser
+
+    setup = configparser.ConfigParser()
+    setup.read(UNIT.parents[1] / "setup.cfg")
+    data_files = {key.strip(): value.split() for key, value in setup["options.data_files"].items()}
+    assert data_files["share/doc/mailrelay"] == ["README.md"]
+    readme = (UNIT.parents[1] / "README.md").read_text()
+    venv = re.search(r"python3 -m venv (\S+)", readme).group(1)
+    assert _settings(UNIT.read_text())["Unit.Documentation"] == [f"file:{venv}/share/doc/mailrelay/README.md"]
+    assert f"{venv}/bin/pip install" in readme
