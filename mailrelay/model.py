@@ -47,6 +47,7 @@ class RawMail:
     key: str
     data: bytes
     oversize: int = 0  # the full size, when the mail was over the limit and only its header was fetched
+    arrived: datetime | None = None  # when it reached the mailbox (IMAP INTERNALDATE, a Maildir file's mtime)
 
 
 @dataclass(frozen=True)

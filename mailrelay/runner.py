@@ -15,10 +15,12 @@ from mailrelay.model import Action, Decision, Forward, Inbound, Processed, RawMa
 from mailrelay.parse import parse
 from mailrelay.pipeline import Identity, decide
 from mailrelay import health
+from mailrelay.queues import is_review
+from mailrelay.queuework import QueueWork
 from mailrelay.render import render_alert, render_notice
 from mailrelay.rules import Desk
 from mailrelay.policy import Policy
-from mailrelay.sources.base import Inbox, MailError, MailSource, SourceError
+from mailrelay.sources.base import Archived, Inbox, MailError, MailSource, SourceError
 from mailrelay.store import FINAL_STATES, MailRecord, PendingAck, Store
 from mailrelay.transports.base import Delivery, Status
 
@@ -37,6 +39,10 @@ class Limits:
     forwards_per_thread_per_hour: int = 10
     max_tries: int = 3  # tries of one mail that end the process before it gives up on the mail
     max_forwards_per_poll: int = 200  # more in one poll looks like lost state, not mail: pause and alert
+    # A mail the state does not know that arrived this long before the last full poll began counts toward
+    # the brake; one that arrived later is a backlog. The margin covers the IMAP server's clock against
+    # ours and INTERNALDATE's whole seconds; lost state shows in mail older than that, so it still brakes.
+    arrival_margin_seconds: float = 300
 
 
 @dataclass
@@ -45,6 +51,8 @@ class PollReport:
 
     counts: Counter = field(default_factory=Counter)
     mails: list[dict] = field(default_factory=list)
+    complete: bool = False  # every new mail was read: not paused, braked or stopped half-way
+    braking_forwards: int = 0  # the forwards that count toward the flood brake
 
 
 class Relay:
@@ -66,6 +74,7 @@ class Relay:
     def poll(self) -> PollReport:
         """Handle every new mail once; SourceError means this poll could not run at all. Either way the
         outcome is kept for `status`, and the operators hear of an outage once and of its end once."""
+        started = _later(0)
         try:
             report = self._poll()
         except Exception as error:
@@ -74,7 +83,9 @@ class Relay:
                                  failing_since=self.store.flag("failing_since") or at)
             self.check_health()
             raise
-        self.store.set_flags(last_poll_ok=_later(0), failing_since=None)
+        # A full poll saw every mail that had arrived when it began: the brake's line between backlog and lost state.
+        self.store.set_flags(last_poll_ok=_later(0), failing_since=None,
+                             **({"last_full_poll_started": started} if report.complete else {}))
         self.check_health()
         return report
 
@@ -85,22 +96,35 @@ class Relay:
             self.log.warning("poll.paused", reason=paused, hint="mailrelay resume")
             return report
         self.log.info("poll.started")
+        full_poll = self._last_full_poll()
         with self.source.open(self.store) as inbox, self.transport.open() as outbox:
             replaced = inbox.recreated_from is not None and self._replaced(inbox, report)
             for raw in () if replaced else inbox.fetch_new():
                 if self.stop_requested or self._brake(report):
                     break
                 outcome = self._handle(raw, inbox, outbox)
+                report.braking_forwards += self._brakes(raw, outcome, full_poll)
                 raw = None  # not held while the next (maybe 20 MB) mail is fetched
-                report.counts[outcome["outcome"]] += 1
-                report.mails.append(outcome)
-                self.progress()
+                self._count(report, outcome)
+            else:
+                report.complete = not replaced
+            if not self.store.paused():  # the editors' releases and drops: forwards like any other
+                for outcome in self._queue_work().carry_out(inbox, outbox):
+                    self._count(report, outcome)
             self._send_acks(outbox)
             self._alert(report, outbox)
         count, head = self.store.audit_head()
         # The chain's head in the journal anchors the audit trail outside the state file.
         self.log.info("poll.finished", audit_records=count, audit_head=head, **report.counts)
         return report
+
+    def _count(self, report: PollReport, outcome: dict) -> None:
+        report.counts[outcome["outcome"]] += 1
+        report.mails.append(outcome)
+        self.progress()
+
+    def _queue_work(self) -> QueueWork:
+        return QueueWork(self.store, self.policy(), self.identity, self._audit, self._breaker, decision_record)
 
     def purge(self) -> int:
         """Drop the raw bytes of finished mails older than the retention (the metadata stays, and the
@@ -169,11 +193,27 @@ class Relay:
                              "error": reason, "quarantined": True})
         return True
 
+    def _last_full_poll(self) -> datetime | None:
+        """When the last full poll began, less the clock margin; None when the state has none on record."""
+        started = self.store.flag("last_full_poll_started")
+        return datetime.fromisoformat(started) - timedelta(seconds=self.limits.arrival_margin_seconds) \
+            if started else None
+
+    def _brakes(self, raw: RawMail, outcome: dict, full_poll: datetime | None) -> bool:
+        """Whether a forward counts toward the brake: every one when the state knows of no full poll (new
+        or emptied), else only one of mail the state did not know that arrived before that poll began
+        (handled mail forwarded again); mail that arrived while the relay was away is a backlog."""
+        if outcome["outcome"] != "forwarded":
+            return False
+        if full_poll is None:
+            return True
+        return bool(outcome.get("new")) and (raw.arrived is None or raw.arrived < full_poll)
+
     def _brake(self, report: PollReport) -> bool:
         """Pause forwarding when one poll has forwarded as many mails as allowed: after a lost or
         emptied state store, handled mail would otherwise be forwarded again in a flood."""
         limit = self.limits.max_forwards_per_poll
-        if report.counts["forwarded"] < limit:
+        if report.braking_forwards < limit:
             return False
         reason = f"{limit} forwards in one poll; forwarding paused until `mailrelay resume`"
         self.store.pause(reason)
@@ -206,7 +246,7 @@ class Relay:
                 f"gave up after {self.limits.max_tries} tries that did not finish"))
         self.store.update(mail_id, "mail.try", {"try": tries}, tries=tries)
         try:
-            return self._process(mail_id, raw, inbound, inbox, outbox)
+            return dict(self._process(mail_id, raw, inbound, inbox, outbox), new=record is None)
         except SourceError:  # the connection is gone: this poll ends, the mail is retried with the next
             raise
         except Exception as error:  # a bug, a broken template, a transport error: costs one mail, not the poll
@@ -233,7 +273,8 @@ class Relay:
         from_address = inbound.from_.address if inbound and inbound.from_ else ""
         mail_id = self.store.add_mail(sha256, inbound.message_id if inbound else "", raw.key, from_address,
                                       inbound.subject if inbound else "", raw.data,
-                                      thread_of(inbound) if inbound else None)
+                                      thread_of(inbound) if inbound else None,
+                                      raw.arrived.isoformat(timespec="milliseconds") if raw.arrived else None)
         self.log.info("mail.received", mail_id=mail_id, source=raw.key, sha256=sha256,
                       message_id=inbound.message_id if inbound else "")
         return mail_id
@@ -257,20 +298,8 @@ class Relay:
         return outcome
 
     def _record_decision(self, mail_id: int, processed: Processed) -> None:
-        decision, classification = processed.decision, processed.classification
-        columns = dict(route=decision.route, rule=decision.rule, rules_version=decision.rules_version,
-                       reason=decision.reason, state="decided")
-        detail = {"action": decision.action, "route": decision.route, "rule": decision.rule,
-                  "reason": decision.reason, "rules_version": decision.rules_version}
-        if classification is not None:
-            columns.update(kind=classification.kind, sender=classification.sender,
-                           level=classification.level, country=classification.country)
-            detail["classification"] = {
-                "kind": classification.kind, "sender": classification.sender, "level": classification.level,
-                "country": classification.country, "confidence": round(classification.confidence, 3),
-                "unauthenticated": list(classification.unauthenticated)}
-            detail["evidence"] = [_evidence(item) for item in classification.evidence]
-        self._audit(mail_id, "mail.decided", detail=detail, **columns)
+        detail, columns = decision_record(processed)
+        self._audit(mail_id, "mail.decided", detail=detail, state="decided", **columns)
 
     def _deliver(self, mail_id: int, key: str, processed: Processed, inbox: Inbox, outbox) -> dict:
         forward = processed.forward
@@ -287,8 +316,11 @@ class Relay:
         if delivery.status is Status.ACCEPTED:
             detail["refused"] = list(delivery.refused)
             ack, skipped = self._acknowledgement(mail_id, processed)
+            now = _later(0)
+            review = dict(queue="review", queued_at=now, queue_left=None) \
+                if is_review(processed.decision, self.policy().rules) else {}
             self._audit(mail_id, "mail.forwarded", detail=detail, severity="warning" if delivery.refused else "info",
-                        ack=ack, state="forwarded", forwarded_at=_later(0))
+                        ack=ack, state="forwarded", forwarded_at=now, **review)
             if skipped:
                 self._audit(mail_id, "ack.skipped", {"reason": skipped})
             return self._archive(mail_id, key, "forwarded", inbox, processed)
@@ -372,11 +404,14 @@ class Relay:
     def _archive(self, mail_id: int, key: str, state: str, inbox: Inbox, processed: Processed | None) -> dict:
         self.store.sync()  # the outcome is on disk before the mail leaves the inbox
         try:
-            mailbox = inbox.archive(key, _ARCHIVE_TARGET[state])
+            archived: Archived = inbox.archive(key, _ARCHIVE_TARGET[state])
         except MailError as error:  # the mail stays in the inbox and is archived at a later poll
             self._audit(mail_id, "mail.archive_failed", {"error": str(error)}, severity="warning")
             return dict(_summary(key, "archive_failed", processed), quarantined=state == "quarantined")
-        self._audit(mail_id, "mail.archived", detail={"mailbox": mailbox}, archived_to=mailbox)
+        # Where the quarantined copy lies, so that a release finds that very mail.
+        copy = {"queue_key": archived.key} if state == "quarantined" else {}
+        self._audit(mail_id, "mail.archived", detail={"mailbox": archived.mailbox}, archived_to=archived.mailbox,
+                    **copy)
         return _summary(key, state, processed)
 
     def _quarantine_on_error(self, mail_id: int, raw: RawMail, inbox: Inbox, error: Exception) -> dict:
@@ -394,6 +429,24 @@ class Relay:
         detail = detail or {}
         getattr(self.log, severity)(event, mail_id=mail_id, **detail)
         self.store.update(mail_id, event, detail, ack=ack, **columns)
+
+
+def decision_record(processed: Processed) -> tuple[dict, dict]:
+    """A decision as the "mail.decided" audit detail and the mail's columns."""
+    decision, classification = processed.decision, processed.classification
+    columns = dict(route=decision.route, rule=decision.rule, rules_version=decision.rules_version,
+                   reason=decision.reason)
+    detail = {"action": decision.action, "route": decision.route, "rule": decision.rule,
+              "reason": decision.reason, "rules_version": decision.rules_version}
+    if classification is not None:
+        columns.update(kind=classification.kind, sender=classification.sender, level=classification.level,
+                       country=classification.country, confidence=round(classification.confidence, 3))
+        detail["classification"] = {
+            "kind": classification.kind, "sender": classification.sender, "level": classification.level,
+            "country": classification.country, "confidence": round(classification.confidence, 3),
+            "unauthenticated": list(classification.unauthenticated)}
+        detail["evidence"] = [_evidence(item) for item in classification.evidence]
+    return detail, columns
 
 
 def thread_of(inbound: Inbound) -> str | None:

@@ -75,12 +75,14 @@ CREATE TABLE IF NOT EXISTS mailboxes (
 
 # Columns added after the first schema, in order; _migrate adds them to older state files.
 _ADDED_COLUMNS = (("next_attempt", "TEXT"), ("tries", "INTEGER NOT NULL DEFAULT 0"), ("forwarded_at", "TEXT"),
-                  ("thread", "TEXT"), ("queue", "TEXT"), ("queued_at", "TEXT"), ("queue_key", "TEXT"),
-                  ("request", "TEXT"), ("confidence", "REAL"), ("arrived", "TEXT"))
-# The editors' queues: `queue` names the one a mail waits in ('quarantine' or 'review'), `queue_key` where
-# its copy lies in the quarantine mailbox, `request` an editor's release or drop not yet carried out.
+                  ("thread", "TEXT"), ("queue", "TEXT"), ("queued_at", "TEXT"), ("queue_left", "TEXT"),
+                  ("queue_key", "TEXT"), ("request", "TEXT"), ("confidence", "REAL"), ("arrived", "TEXT"))
+# The editors' queues: `queue` names the one a mail entered last ('quarantine' or 'review'; kept, so the
+# audit can list what was sent for review), `queue_left` when an editor's release or drop took it out,
+# `queue_key` where its copy lies in the quarantine mailbox, `request` a release or drop an editor asked
+# for that the next poll has not yet carried out.
 QUEUES = ("quarantine", "review")
-_WAITING = "queue = ? AND request IS NULL"
+_WAITING = "queue = ? AND queue_left IS NULL AND request IS NULL"
 
 # A mail the relay has not finished with: not in a final state, or not yet out of the inbox.
 _OPEN = "(state NOT IN ('forwarded', 'ignored', 'quarantined') OR archived_to IS NULL)"
@@ -130,8 +132,10 @@ class MailRecord:
     confidence: float | None = None
     queue: str | None = None
     queued_at: str | None = None
+    queue_left: str | None = None
     queue_key: str | None = None
     request: str | None = None
+    arrived: str | None = None
 
     @property
     def waiting(self) -> bool:
@@ -189,6 +193,8 @@ class Store:
         self._db.execute("CREATE INDEX IF NOT EXISTS mails_forwarded_at ON mails(forwarded_at)")
         # The queues are a few mails among many: `list`, `status` and each poll ask for them alone.
         self._db.execute("CREATE INDEX IF NOT EXISTS mails_queue ON mails(queue, queued_at) WHERE queue IS NOT NULL")
+        self._db.execute("CREATE INDEX IF NOT EXISTS mails_waiting ON mails(queue, queued_at)"
+                         " WHERE queue_left IS NULL AND request IS NULL")
         self._db.execute("CREATE INDEX IF NOT EXISTS mails_request ON mails(id) WHERE request IS NOT NULL")
         # The few mails not finished: what every poll asks for, whatever the number handled.
         self._db.execute(f"CREATE INDEX IF NOT EXISTS mails_open ON mails(source_key) WHERE {_OPEN}")
@@ -247,15 +253,20 @@ class Store:
     def get(self, mail_id: int) -> MailRecord:
         return _record(self._query("SELECT * FROM mails WHERE id = ?", (mail_id,))[0])
 
+    def find_id(self, mail_id: int) -> MailRecord | None:
+        rows = self._query("SELECT * FROM mails WHERE id = ?", (mail_id,))
+        return _record(rows[0]) if rows else None
+
     def add_mail(self, sha256: str, message_id: str, source_key: str, from_address: str, subject: str,
-                 raw: bytes, thread: str | None = None) -> int:
-        """Record a newly seen mail and keep its raw bytes; returns its id."""
+                 raw: bytes, thread: str | None = None, arrived: str | None = None) -> int:
+        """Record a newly seen mail and keep its raw bytes; returns its id. `arrived`: when it reached the
+        mailbox (IMAP INTERNALDATE), if the source can tell."""
         now = _now()
         with self._transaction():
             cursor = self._db.execute(
                 "INSERT INTO mails (sha256, message_id, source_key, from_address, subject, state, first_seen, updated,"
-                " thread) VALUES (?, ?, ?, ?, ?, 'received', ?, ?, ?)",
-                (sha256, message_id, source_key, from_address, subject, now, now, thread),
+                " thread, arrived) VALUES (?, ?, ?, ?, ?, 'received', ?, ?, ?, ?)",
+                (sha256, message_id, source_key, from_address, subject, now, now, thread, arrived),
             )
             self._store_raw(sha256, raw, now)
             mail_id = cursor.lastrowid
@@ -281,6 +292,7 @@ class Store:
         if columns.get("state") == "quarantined":  # whatever put it there, a quarantined mail waits for the editors
             columns.setdefault("queue", "quarantine")
             columns.setdefault("queued_at", _now())
+            columns.setdefault("queue_left", None)
         assignments = ", ".join(f"{name} = ?" for name in columns)
         with self._transaction():
             if columns:
@@ -333,6 +345,15 @@ class Store:
         rows = self._query("SELECT * FROM mails WHERE substr(source_key, 1, ?) = ? AND archived_to IS NULL"
                            " ORDER BY id", (len(prefix), prefix))
         return [_record(row) for row in rows]
+
+    def raw(self, sha256: str) -> bytes | None:
+        """A mail's kept bytes, or None once they were purged."""
+        rows = self._query("SELECT data FROM raw_mails WHERE sha256 = ?", (sha256,))
+        return bytes(rows[0]["data"]) if rows else None
+
+    def requested(self) -> list[MailRecord]:
+        """Mails with an editor's release or drop not yet carried out, in the order asked for."""
+        return [_record(row) for row in self._query("SELECT * FROM mails WHERE request IS NOT NULL ORDER BY id")]
 
     def handled_since(self, since: str) -> list[tuple[MailRecord, bytes]]:
         """Mails first seen at or after `since` (ISO 8601, UTC) whose raw bytes are still kept."""

@@ -172,7 +172,7 @@ def test_wrong_password_exits_1(tmp_path, dovecot, imap_user, smtp_sink, capsys)
     (tmp_path / "imap.secret").write_text("wrong-canary-password", encoding="utf-8")
     assert once(config) == 1
     output = capsys.readouterr()
-    assert "could not run" in output.err
+    assert "konnte nicht laufen" in output.err  # German, the default
     assert "wrong-canary-password" not in output.out + output.err
 
 

@@ -1,11 +1,21 @@
 """What the runner needs of a mail source, whatever the protocol behind it."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ContextManager, Iterator, Protocol
 
 from mailrelay.model import RawMail
 
 ARCHIVE_TARGETS = ("processed", "ignored", "quarantine")
+
+
+@dataclass(frozen=True)
+class Archived:
+    """Where an archived mail went: the mailbox's name, and the mail's key there when the source can tell
+    (IMAP: from the server's COPYUID), so a later release finds that very copy."""
+
+    mailbox: str
+    key: str | None = None
 
 
 class Cursor(Protocol):
@@ -38,8 +48,15 @@ class Inbox(Protocol):
     def recorded(self, key: str) -> None:
         """The mail under `key` is durably recorded; it need not be offered as new again."""
 
-    def archive(self, key: str, target: str) -> str:
-        """Move the mail out of the inbox to the mailbox for `target`; returns that mailbox's name."""
+    def archive(self, key: str, target: str) -> Archived:
+        """Move the mail out of the inbox to the mailbox for `target`."""
+
+    def find_copy(self, target: str, hint: str | None, message_id: str, sha256: str) -> str | None:
+        """The key of the mail with these bytes in the mailbox for `target`: `hint` if it is still that mail,
+        else found by its Message-ID and checked by its bytes; None when it is not there."""
+
+    def move_copy(self, key: str, target: str) -> Archived:
+        """Move a mail found by `find_copy` on to the mailbox for `target`."""
 
 
 class MailSource(Protocol):

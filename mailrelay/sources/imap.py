@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import socket
 import ssl
+from datetime import datetime, timezone
 from typing import Iterator
 
 import imapclient
@@ -13,7 +15,7 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 from mailrelay.config import ImapSettings
 from mailrelay.model import RawMail
 from mailrelay.logs import get_logger
-from mailrelay.sources.base import Cursor, MailError, SourceError
+from mailrelay.sources.base import Archived, Cursor, MailError, SourceError
 from mailrelay.tls import tls_context
 
 # Errors that mean "this poll cannot talk to the server", as opposed to a bug of ours.
@@ -25,6 +27,7 @@ _GROUP_BYTES = 8 * 1024 * 1024
 # With archive = "flag": the keyword a handled mail gets instead of a move ($Forwarded is RFC 5788's).
 KEYWORDS = {"processed": "$Forwarded", "ignored": "$MailrelayIgnored"}
 _MESSAGE_ID = re.compile(rb"^message-id:\s*(<[^>\r\n]*>)", re.IGNORECASE | re.MULTILINE)
+_COPYUID = re.compile(rb"COPYUID (\d+) \S+ (\d+)")
 
 
 class ImapSource:
@@ -140,33 +143,36 @@ class ImapInbox:
         """The batch's mails in UID order, fetched in groups of at most _GROUP_BYTES so that a backlog of
         large mails is never all in memory at once; over the size limit only the header, decided on
         RFC822.SIZE."""
-        sizes = {uid: int(item.get(b"RFC822.SIZE", 0)) for uid, item in self._command(batch, "RFC822.SIZE").items()}
+        sizes = {uid: int(item.get(b"RFC822.SIZE", 0)) for uid, item in self._command(batch, ["RFC822.SIZE"]).items()}
         limit = self.settings.max_message_bytes
         for group in _groups([uid for uid in batch if uid in sizes], sizes, limit):
             whole = [uid for uid in group if sizes[uid] <= limit]
-            mails = {uid: RawMail(f"{self.prefix}{uid}", data) for uid, data in self._parts(whole, "BODY.PEEK[]", b"BODY[]")}
+            mails = {uid: RawMail(f"{self.prefix}{uid}", data, arrived=arrived)
+                     for uid, data, arrived in self._parts(whole, "BODY.PEEK[]", b"BODY[]")}
             too_large = [uid for uid in group if sizes[uid] > limit]
-            mails.update((uid, RawMail(f"{self.prefix}{uid}", data, oversize=sizes[uid]))
-                         for uid, data in self._parts(too_large, "BODY.PEEK[HEADER]", b"BODY[HEADER]"))
+            mails.update((uid, RawMail(f"{self.prefix}{uid}", data, oversize=sizes[uid], arrived=arrived))
+                         for uid, data, arrived in self._parts(too_large, "BODY.PEEK[HEADER]", b"BODY[HEADER]"))
             for uid in group:
                 if uid in mails:
                     yield mails.pop(uid)
 
-    def _parts(self, uids: list[int], item: str, key: bytes) -> list[tuple[int, bytes]]:
-        response = self._command(uids, item) if uids else {}
-        return [(uid, bytes(response[uid][key])) for uid in uids if key in response.get(uid, {})]
+    def _parts(self, uids: list[int], item: str, key: bytes) -> list[tuple[int, bytes, datetime | None]]:
+        """The bodies, with the INTERNALDATE in the same FETCH: when each mail reached the mailbox."""
+        response = self._command(uids, [item, "INTERNALDATE"]) if uids else {}
+        return [(uid, bytes(response[uid][key]), _utc(response[uid].get(b"INTERNALDATE")))
+                for uid in uids if key in response.get(uid, {})]
 
-    def _command(self, uids: list[int], item: str) -> dict:
-        """FETCH `item`; if the server refuses the batch, each mail alone, skipping (and logging) refused ones."""
+    def _command(self, uids: list[int], items: list[str]) -> dict:
+        """FETCH `items`; if the server refuses the batch, each mail alone, skipping (and logging) refused ones."""
         try:
-            return self.client.fetch(uids, [item])
+            return self.client.fetch(uids, items)
         except _LOST as error:
             raise SourceError(f"IMAP fetch: {error}") from error
         except IMAPClientError as error:
             if len(uids) == 1:
-                get_logger().warning("imap.fetch_refused", uid=uids[0], item=item, error=str(error))
+                get_logger().warning("imap.fetch_refused", uid=uids[0], item=" ".join(items), error=str(error))
                 return {}
-            return {uid: data for one in uids for uid, data in self._command([one], item).items()}
+            return {uid: data for one in uids for uid, data in self._command([one], items).items()}
 
     def _new_uids(self) -> list[int]:
         if self.uidnext and self.uidnext <= self.last_uid + 1:
@@ -184,7 +190,7 @@ class ImapInbox:
             self.last_uid = uid
             self.cursor.set_mailbox_position(self.settings.mailbox, self.uidvalidity, uid)
 
-    def archive(self, key: str, target: str) -> str:
+    def archive(self, key: str, target: str) -> Archived:
         mailbox = self.targets[target]
         uid = _uid(key, self.prefix)
         if self.settings.archive == "flag" and target in KEYWORDS:
@@ -194,25 +200,78 @@ class ImapInbox:
                 raise SourceError(f"IMAP flag {KEYWORDS[target]}: {error}") from error
             except IMAPClientError as error:
                 raise MailError(f"IMAP refused to flag UID {uid}: {error}") from error
-            return f"{self.settings.mailbox} ({KEYWORDS[target]})"
+            return Archived(f"{self.settings.mailbox} ({KEYWORDS[target]})", key)
+        return self._move_or_fail(uid, mailbox)
+
+    def find_copy(self, target: str, hint: str | None, message_id: str, sha256: str) -> str | None:
+        """The hinted UID if its bytes are still these, else a search by Message-ID (every mail when it has
+        none: a queue's mailbox holds few), each candidate checked by its bytes."""
+        mailbox = self.targets[target]
+        with self._selected(mailbox) as prefix:
+            hinted = [_uid(hint, prefix)] if hint and hint.startswith(prefix) else []
+            found = self._with_bytes(hinted, sha256)
+            if found is None:
+                bare = message_id.strip().removeprefix("<").removesuffix(">").strip()
+                found = self._with_bytes(self._search(["HEADER", "Message-ID", bare] if bare else ["ALL"]), sha256)
+        return None if found is None else f"{prefix}{found}"
+
+    def move_copy(self, key: str, target: str) -> Archived:
+        mailbox = key.removeprefix("imap:").rsplit(":", 2)[0]
+        with self._selected(mailbox) as prefix:
+            return self._move_or_fail(_uid(key, prefix), self.targets[target])
+
+    @contextlib.contextmanager
+    def _selected(self, mailbox: str) -> Iterator[str]:
+        """Work in another mailbox (its key prefix is yielded), then select the inbox again."""
         try:
-            self._move(uid, mailbox)
+            status = self.client.select_folder(mailbox)
+            yield f"imap:{mailbox}:{int(status[b'UIDVALIDITY'])}:"
+        except _LOST as error:
+            raise SourceError(f"IMAP mailbox {mailbox}: {error}") from error
+        except IMAPClientError as error:
+            raise MailError(f"IMAP mailbox {mailbox}: {error}") from error
+        finally:  # never go on with UID commands meant for the inbox in another mailbox
+            try:
+                self.client.select_folder(self.settings.mailbox)
+            except CONNECTION_ERRORS as error:
+                raise SourceError(f"IMAP mailbox {self.settings.mailbox}: {error}") from error
+
+    def _search(self, criteria: list[str]) -> list[int]:
+        try:
+            return self.client.search(criteria)
+        except _LOST as error:
+            raise SourceError(f"IMAP search: {error}") from error
+
+    def _with_bytes(self, uids: list[int], sha256: str) -> int | None:
+        """The first of `uids` whose bytes (as a poll fetches them: only the header when over the size
+        limit) have this sha256."""
+        for raw in self._fetch(sorted(uids)):
+            if hashlib.sha256(raw.data).hexdigest() == sha256:
+                return int(raw.key.rsplit(":", 1)[1])
+        return None
+
+    def _move_or_fail(self, uid: int, mailbox: str) -> Archived:
+        try:
+            return Archived(mailbox, self._move(uid, mailbox))
         except _LOST as error:
             raise SourceError(f"IMAP move to {mailbox}: {error}") from error
         except IMAPClientError as error:
             raise MailError(f"IMAP refused to move UID {uid} to {mailbox}: {error}") from error
-        return mailbox
 
-    def _move(self, uid: int, mailbox: str) -> None:
+    def _move(self, uid: int, mailbox: str) -> str | None:
+        """Move one mail; its key in `mailbox` when the server says (COPYUID, RFC 4315), else None."""
+        untagged = self.client._imap.untagged_responses  # MOVE reports COPYUID untagged (RFC 6851)
+        untagged.pop("COPYUID", None)
         if self.can_move:
-            self.client.move([uid], mailbox)
-            return
-        self.client.copy([uid], mailbox)
+            response = self.client.move([uid], mailbox)
+            return _copy_key(mailbox, b" ".join(untagged.pop("COPYUID", [])) or response)
+        response = self.client.copy([uid], mailbox)
         self.client.add_flags([uid], [imapclient.DELETED])
         if self.client.has_capability("UIDPLUS"):
             self.client.uid_expunge([uid])
         # Without UIDPLUS a plain EXPUNGE could remove mail someone else marked deleted: the
         # mail stays flagged and the server removes it when the mailbox is next expunged.
+        return _copy_key(mailbox, response)
 
 
 def _groups(uids: list[int], sizes: dict[int, int], limit: int) -> Iterator[list[int]]:
@@ -229,6 +288,20 @@ def _groups(uids: list[int], sizes: dict[int, int], limit: int) -> Iterator[list
         total += size
     if group:
         yield group
+
+
+def _copy_key(mailbox: str, response: object) -> str | None:
+    """The moved mail's key from a COPYUID response code ("COPYUID 38505 304 3956", or "[COPYUID ...] Done")."""
+    text = b"COPYUID " + response if isinstance(response, bytes) and response[:1].isdigit() else response
+    found = _COPYUID.search(text) if isinstance(text, bytes) else None
+    return f"imap:{mailbox}:{int(found[1])}:{int(found[2])}" if found else None
+
+
+def _utc(moment: object) -> datetime | None:
+    """imapclient gives INTERNALDATE as a naive local time (its normalise_times): made aware, in UTC."""
+    if not isinstance(moment, datetime):
+        return None
+    return (moment if moment.tzinfo else moment.astimezone()).astimezone(timezone.utc)
 
 
 def _uid(key: str, prefix: str) -> int:

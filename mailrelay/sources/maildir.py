@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import mailbox
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
 from mailrelay.model import RawMail
-from mailrelay.sources.base import Cursor
+from mailrelay.sources.base import Archived, Cursor, MailError
 
 _FOLDERS = {"processed": "Processed", "ignored": "Ignored", "quarantine": "Quarantine"}
 
@@ -44,20 +46,41 @@ class MaildirInbox:
         return True
 
     def fetch_new(self) -> Iterator[RawMail]:
+        files = _files(self.path)
         for key in sorted(self.box.keys()):
             with contextlib.suppress(KeyError):  # removed by someone else meanwhile
-                yield RawMail(f"maildir:{key}", self.box.get_bytes(key))
+                yield RawMail(f"maildir:{key}", self.box.get_bytes(key), arrived=_delivered(files.get(key)))
 
     def recorded(self, key: str) -> None:
         """Nothing to remember: the Maildir itself says what is left."""
 
-    def archive(self, key: str, target: str) -> str:
+    def archive(self, key: str, target: str) -> Archived:
+        return self._rename(self._file_of(key.removeprefix("maildir:")), target)
+
+    def find_copy(self, target: str, hint: str | None, message_id: str, sha256: str) -> str | None:
+        """By the hint, else by the bytes of every mail in the folder: a queue's folder holds few."""
+        name = _FOLDERS[target]
+        files = _files(self.path / f".{name}")
+        hinted = files.get(hint.removeprefix(f"maildir:{name}/")) if hint and hint.startswith(f"maildir:{name}/") else None
+        for candidate in ([hinted] if hinted else []) + sorted(files.values()):
+            with contextlib.suppress(FileNotFoundError):
+                if hashlib.sha256(candidate.read_bytes()).hexdigest() == sha256:
+                    return f"maildir:{name}/{candidate.name.split(':', 1)[0]}"
+        return None
+
+    def move_copy(self, key: str, target: str) -> Archived:
+        name, _, maildir_key = key.removeprefix("maildir:").partition("/")
+        source = _files(self.path / f".{name}").get(maildir_key)
+        if source is None:
+            raise MailError(f"{key} is no longer in the folder {name}")
+        return self._rename(source, target)
+
+    def _rename(self, source: Path, target: str) -> Archived:
         name = _FOLDERS[target]
         if name not in self.box.list_folders():
             self.box.add_folder(name)
-        source = self._file_of(key.removeprefix("maildir:"))
         source.rename(self.path / f".{name}" / "cur" / source.name)  # rename: atomic, never two copies
-        return name
+        return Archived(name, f"maildir:{name}/{source.name.split(':', 1)[0]}")
 
     def _file_of(self, maildir_key: str) -> Path:
         for subdirectory in ("new", "cur"):
@@ -65,3 +88,17 @@ class MaildirInbox:
                 if candidate.name.split(":", 1)[0] == maildir_key:
                     return candidate
         raise KeyError(maildir_key)
+
+
+def _files(folder: Path) -> dict[str, Path]:
+    """A Maildir folder's mails by key (the file name before its ':2,' flags)."""
+    return {path.name.split(":", 1)[0]: path for subdirectory in ("new", "cur") if (folder / subdirectory).is_dir()
+            for path in (folder / subdirectory).iterdir() if not path.name.startswith(".")}
+
+
+def _delivered(path: Path | None) -> datetime | None:
+    """When the mail was delivered: its file's mtime, which the move from new/ to cur/ keeps."""
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc) if path else None
+    except FileNotFoundError:
+        return None
