@@ -218,8 +218,8 @@ class Daemon:
 
     def _in_worker(self, job: Callable[[], None]) -> None:
         """Run `job` in the one poll worker, so it never sends or writes beside a poll."""
-        if self.scheduler.running:
-            self.scheduler.add_job(job, max_instances=1)
+        if self.scheduler.running:  # however long the poll in hand takes: never dropped as "missed"
+            self.scheduler.add_job(job, misfire_grace_time=None)
         else:
             job()
 
