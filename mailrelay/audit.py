@@ -7,13 +7,11 @@ import json
 import re
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Callable, Iterator
 
 from mailrelay.store import GENESIS, event_hash
 
-_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 _PROBLEMS = {
     "altered": "its contents were altered, or the record before it was altered and its hash recomputed",
     "unhashed": "it has no hash: it was written outside the relay",
@@ -46,22 +44,6 @@ def open_trail(path: Path) -> Iterator[sqlite3.Connection]:
         raise TrailError(f"{path} is not a readable state file: {error}") from error
     finally:
         db.close()
-
-
-def parse_since(text: str, now: datetime | None = None) -> str:
-    """'30d', '12h' or '90m' before now, or an ISO date or time (UTC unless it names a zone), as the
-    store writes its timestamps, so they compare as strings."""
-    relative = re.fullmatch(r"(\d+)([dhm])", text.strip())
-    if relative:
-        moment = (now or datetime.now(timezone.utc)) - timedelta(**{_UNITS[relative[2]]: int(relative[1])})
-    else:
-        try:
-            moment = datetime.fromisoformat(text.strip())
-        except ValueError:
-            raise ValueError(f"takes 30d, 12h, 90m or a date like 2026-11-11, not {text!r}") from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
 
 
 # verify
@@ -162,12 +144,15 @@ class MailFilter:
     sender: str | None = None
     desk: str | None = None
     kind: str | None = None
+    state: str | None = None
+    review: bool = False  # only mails sent to the editors for review (waiting or worked)
 
 
 def list_mails(db: sqlite3.Connection, where: MailFilter) -> list[dict]:
     """The mails the filters select, oldest first."""
     clauses = [(f"{column} {operator} ?", value) for column, operator, value in
-               (("first_seen", ">=", where.since), ("route", "=", where.desk), ("kind", "=", where.kind))
+               (("first_seen", ">=", where.since), ("route", "=", where.desk), ("kind", "=", where.kind),
+                ("state", "=", where.state), ("queue", "=", "review" if where.review else None))
                if value is not None]
     condition = " WHERE " + " AND ".join(clause for clause, _ in clauses) if clauses else ""
     rows = db.execute(f"SELECT {', '.join(LIST_COLUMNS)} FROM mails{condition} ORDER BY id",

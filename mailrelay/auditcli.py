@@ -3,7 +3,12 @@ from __future__ import annotations
 
 import argparse
 
+from mailrelay.timespec import since_argument
+
 EXIT_OK, EXIT_FAILED = 0, 1  # EXIT_FAILED: a broken chain, a mail not found, or no readable state file
+# The states a mail passes through (store.py and runner.py write them); a typo is a usage error.
+STATES = ("received", "decided", "sending", "retry", "forwarded", "ignored", "quarantined")
+_SINCE_HELP = "30d, 12h, 90m, 1w, or a date like 2026-11-11 (UTC)"
 
 
 def add_audit_commands(parser: argparse.ArgumentParser) -> None:
@@ -13,10 +18,13 @@ def add_audit_commands(parser: argparse.ArgumentParser) -> None:
     verify.add_argument("--json", action="store_true", help="one JSON object instead of text")
     verify.set_defaults(handler=_on_trail, work=_verify)
     listing = commands.add_parser("list", help="one line per mail: first seen, state, kind, desk, sender, subject")
-    listing.add_argument("--since", type=_since, help="30d, 12h, 90m, or a date like 2026-11-11 (UTC)")
+    listing.add_argument("--since", type=since_argument, help=_SINCE_HELP)
     listing.add_argument("--sender", help="part of the sender's address, in any case")
     listing.add_argument("--desk", help="the desk it was routed to ('none': not forwarded)")
     listing.add_argument("--kind", type=_kind, help="application, inquiry, auto_reply, bounce, bulk or spam")
+    listing.add_argument("--state", type=_state, help=", ".join(STATES))
+    listing.add_argument("--review", action="store_true",
+                         help="only mails sent to the editors for review (waiting or worked; see `review list`)")
     listing.add_argument("--json", action="store_true", help="one JSON object instead of text")
     listing.set_defaults(handler=_on_trail, work=_list)
     show = commands.add_parser("show", help="the whole story of one mail, from arrival to archive")
@@ -26,7 +34,7 @@ def add_audit_commands(parser: argparse.ArgumentParser) -> None:
     show.set_defaults(handler=_on_trail, work=_show)
     export = commands.add_parser("export", help="every audit record with its mail, for records management")
     export.add_argument("--format", required=True, choices=("csv", "jsonl"))
-    export.add_argument("--since", type=_since, help="30d, 12h, 90m, or a date like 2026-11-11 (UTC)")
+    export.add_argument("--since", type=since_argument, help=_SINCE_HELP)
     export.add_argument("--output", metavar="FILE", help="write here instead of to stdout")
     export.set_defaults(handler=_on_trail, work=_export)
 
@@ -57,7 +65,8 @@ def _verify(arguments: argparse.Namespace, db) -> int:
 def _list(arguments: argparse.Namespace, db) -> int:
     from mailrelay.audit import MailFilter, format_list, list_mails
 
-    mails = list_mails(db, MailFilter(arguments.since, arguments.sender, arguments.desk, arguments.kind))
+    mails = list_mails(db, MailFilter(arguments.since, arguments.sender, arguments.desk, arguments.kind,
+                                      arguments.state, arguments.review))
     _print(arguments, {"count": len(mails), "mails": mails}, format_list(mails))
     return EXIT_OK
 
@@ -114,16 +123,6 @@ def _print(arguments: argparse.Namespace, data: dict, text: str) -> None:
     print(json.dumps(data, ensure_ascii=False, indent=2) if arguments.json else text)
 
 
-def _since(text: str) -> str:
-    """argparse type for --since: the store's timestamp form, or a usage error."""
-    from mailrelay.audit import parse_since
-
-    try:
-        return parse_since(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
 def _kind(text: str) -> str:
     """argparse type for --kind: one of the kinds the classifier gives."""
     from mailrelay.model import Kind
@@ -132,3 +131,10 @@ def _kind(text: str) -> str:
         return str(Kind(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a kind: {', '.join(Kind)}") from None
+
+
+def _state(text: str) -> str:
+    """argparse type for --state: one of the states the relay records."""
+    if text not in STATES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a state: {', '.join(STATES)}")
+    return text

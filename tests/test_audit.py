@@ -182,6 +182,27 @@ def test_list_filters_by_sender_desk_kind_and_since(trail, capsys):
     assert listed("--sender", "example", "--desk", "none") == [trail.bounce]
 
 
+def test_list_filters_by_state_and_review(trail, capsys):
+    """--state picks the mails in one state; --review those sent to the editors for review, also once worked;
+    --since takes weeks as every command does."""
+    def listed(*filters: str) -> list[int]:
+        assert _audit(trail, "list", "--json", *filters) == 0
+        return [mail["id"] for mail in json.loads(capsys.readouterr().out)["mails"]]
+
+    store = Store(trail.state)
+    store.update(trail.inquiry, "queue.dropped", {"by": "Erika", "reason": "erledigt"}, queue="review",
+                 queued_at="2026-11-28T05:35:26.000+00:00", queue_left="2026-11-29T08:00:00.000+00:00")
+    store.close()
+    assert listed("--state", "quarantined") == [trail.same_message_id]
+    assert listed("--state", "forwarded") == [trail.application, trail.inquiry]
+    assert listed("--review") == [trail.inquiry]
+    assert listed("--review", "--state", "ignored") == []
+    assert listed("--since", "1w", "--state", "ignored") == [trail.bounce]
+    with pytest.raises(SystemExit) as exit_:
+        _audit(trail, "list", "--state", "quarantine")
+    assert exit_.value.code == 2 and "'quarantine' is not a state" in capsys.readouterr().err
+
+
 def test_list_text_gives_one_line_per_mail(trail, capsys):
     """The text form has a header, one line per mail with state, kind, desk, sender and Message-ID, and a count."""
     assert _audit(trail, "list", "--desk", "desk-public") == 0
