@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import time
 import urllib.request
 
@@ -10,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mailrelay.cli import _open
 from mailrelay.daemon import Daemon
+from mailrelay.logs import configure_logging
 from mailrelay.metrics import Listen, Metrics, listen_address
 from mailrelay.tomlcheck import ConfigError
 from tests.daemontest import running, wait_for_event
@@ -44,6 +46,7 @@ def test_a_poll_is_counted_and_the_gauges_follow_the_store(tmp_path, dovecot, im
     for mail in (THIRD_APPLICATION, APPLICATION, SECOND_APPLICATION):
         dovecot.append(imap_user, "INBOX", mail)
     smtp_sink.reject_next(1, code=550)  # the first forward is refused for good: the mail goes to quarantine
+    configure_logging("info", stream=sys.stdout)  # not the stream an earlier test's main() set up and closed
     settings, store, relay = _open(config)
     metrics = Metrics()
     port = metrics.serve(Listen("127.0.0.1", 0))
