@@ -1,7 +1,6 @@
 """One poll: the only place that orders side effects (fetch, decide, deliver, record, archive)."""
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import re
 import traceback
@@ -14,11 +13,11 @@ from mailrelay.logs import get_logger
 from mailrelay.model import Action, Decision, Forward, Inbound, Processed, RawMail
 from mailrelay.parse import parse
 from mailrelay.pipeline import Identity, decide
-from mailrelay import health
+from mailrelay import health, outage
+from mailrelay.brake import LAST_FULL_POLL, FloodBrake
 from mailrelay.queues import is_review
 from mailrelay.queuework import QueueWork
-from mailrelay.render import render_alert, render_notice
-from mailrelay.rules import Desk
+from mailrelay.render import render_alert
 from mailrelay.policy import Policy
 from mailrelay.sources.base import Archived, Inbox, MailError, MailSource, SourceError
 from mailrelay.store import FINAL_STATES, MailRecord, PendingAck, Store
@@ -39,9 +38,8 @@ class Limits:
     forwards_per_thread_per_hour: int = 10
     max_tries: int = 3  # tries of one mail that end the process before it gives up on the mail
     max_forwards_per_poll: int = 200  # more in one poll looks like lost state, not mail: pause and alert
-    # A mail the state does not know that arrived this long before the last full poll began counts toward
-    # the brake; one that arrived later is a backlog. The margin covers the IMAP server's clock against
-    # ours and INTERNALDATE's whole seconds; lost state shows in mail older than that, so it still brakes.
+    # Mail that arrived up to this long before the last full poll began still counts as a backlog (brake.py):
+    # the IMAP server's clock against ours; lost state shows in mail older than that, so it still brakes.
     arrival_margin_seconds: float = 300
 
 
@@ -52,7 +50,6 @@ class PollReport:
     counts: Counter = field(default_factory=Counter)
     mails: list[dict] = field(default_factory=list)
     complete: bool = False  # every new mail was read: not paused, braked or stopped half-way
-    braking_forwards: int = 0  # the forwards that count toward the flood brake
 
 
 class Relay:
@@ -85,7 +82,7 @@ class Relay:
             raise
         # A full poll saw every mail that had arrived when it began: the brake's line between backlog and lost state.
         self.store.set_flags(last_poll_ok=_later(0), failing_since=None,
-                             **({"last_full_poll_started": started} if report.complete else {}))
+                             **({LAST_FULL_POLL: started} if report.complete else {}))
         self.check_health()
         return report
 
@@ -96,14 +93,14 @@ class Relay:
             self.log.warning("poll.paused", reason=paused, hint="mailrelay resume")
             return report
         self.log.info("poll.started")
-        full_poll = self._last_full_poll()
+        brake = FloodBrake(self.store, self.limits.max_forwards_per_poll, self.limits.arrival_margin_seconds)
         with self.source.open(self.store) as inbox, self.transport.open() as outbox:
             replaced = inbox.recreated_from is not None and self._replaced(inbox, report)
             for raw in () if replaced else inbox.fetch_new():
-                if self.stop_requested or self._brake(report):
+                if self.stop_requested or self._braked(brake, report):
                     break
                 outcome = self._handle(raw, inbox, outbox)
-                report.braking_forwards += self._brakes(raw, outcome, full_poll)
+                brake.count(raw, outcome)
                 raw = None  # not held while the next (maybe 20 MB) mail is fetched
                 self._count(report, outcome)
             else:
@@ -134,39 +131,8 @@ class Relay:
         return purged
 
     def check_health(self) -> None:
-        """Tell the operators once when the relay has not been able to do its job for longer than the
-        outage time, and once when it can again; in the log always, by mail when the SMTP server works."""
-        # A pause has told the editors already, with what to do; the note is for what nobody was told of.
-        verdict = health.assess(dataclasses.replace(health.facts(self.store), paused=None), self.thresholds)
-        since = self.store.flag("outage_since")
-        if verdict.code == health.FAILING and since is None:
-            self.store.set_flags(outage_since=_later(0))
-            self.log.error("health.outage", problems=verdict.problems)
-            self.store.event(None, "health.outage", {"problems": verdict.problems})
-            self._notify_operators("[mailrelay] Störung: Weiterleitung beeinträchtigt",
-                                   "mailrelay kann seine Arbeit seit längerem nicht tun:\n\n", verdict.problems)
-        elif verdict.code != health.FAILING and since is not None:
-            self.store.set_flags(outage_since=None)
-            self.log.warning("health.recovered", outage_since=since, status=verdict.word)
-            self.store.event(None, "health.recovered", {"outage_since": since, "status": verdict.word})
-            self._notify_operators("[mailrelay] Störung behoben",
-                                   f"mailrelay arbeitet wieder (gestört seit {since}).\n\n", verdict.problems)
-
-    def _notify_operators(self, subject: str, opening: str, problems: list[str]) -> None:
-        rules = self.policy().rules
-        addresses = self.operators or (rules.desks[rules.alert_desk].addresses if rules.alert_desk else ())
-        if not addresses:
-            return
-        body = opening + "".join(f"- {problem}\n" for problem in problems) + "\nmailrelay status zeigt den Stand.\n"
-        note = render_notice(subject, body, Desk("operators", "operators", addresses), self.identity.from_address,
-                             self.identity.relay_id)
-        try:
-            with self.transport.open() as outbox:
-                delivery = outbox.send(note)
-        except Exception as error:  # the SMTP server may be the outage; the log has the note then
-            delivery = Delivery(Status.TEMPORARY, f"{type(error).__name__}: {error}")
-        if delivery.status is not Status.ACCEPTED:
-            self.log.error("health.note_failed", subject=subject, reply=delivery.reply)
+        """Tell the operators once of an outage and once of its end (outage.py)."""
+        outage.check(self)
 
     def _replaced(self, inbox: Inbox, report: PollReport) -> bool:
         """The mailbox was recreated. If most mails the store expects there are not in it, it is not the
@@ -193,30 +159,12 @@ class Relay:
                              "error": reason, "quarantined": True})
         return True
 
-    def _last_full_poll(self) -> datetime | None:
-        """When the last full poll began, less the clock margin; None when the state has none on record."""
-        started = self.store.flag("last_full_poll_started")
-        return datetime.fromisoformat(started) - timedelta(seconds=self.limits.arrival_margin_seconds) \
-            if started else None
-
-    def _brakes(self, raw: RawMail, outcome: dict, full_poll: datetime | None) -> bool:
-        """Whether a forward counts toward the brake: every one when the state knows of no full poll (new
-        or emptied), else only one of mail the state did not know that arrived before that poll began
-        (handled mail forwarded again); mail that arrived while the relay was away is a backlog."""
-        if outcome["outcome"] != "forwarded":
+    def _braked(self, brake: FloodBrake, report: PollReport) -> bool:
+        """Whether the flood brake has just paused forwarding (brake.py says when); if so, the log and the
+        alert desk say so."""
+        reason = brake.tripped()
+        if reason is None:
             return False
-        if full_poll is None:
-            return True
-        return bool(outcome.get("new")) and (raw.arrived is None or raw.arrived < full_poll)
-
-    def _brake(self, report: PollReport) -> bool:
-        """Pause forwarding when one poll has forwarded as many mails as allowed: after a lost or
-        emptied state store, handled mail would otherwise be forwarded again in a flood."""
-        limit = self.limits.max_forwards_per_poll
-        if report.braking_forwards < limit:
-            return False
-        reason = f"{limit} forwards in one poll; forwarding paused until `mailrelay resume`"
-        self.store.pause(reason)
         self.log.error("relay.paused", reason=reason)
         report.mails.append({"key": "-", "outcome": "paused", "subject": "Weiterleitung angehalten",
                              "error": reason, "quarantined": True})

@@ -180,7 +180,9 @@ def test_bad_config_exits_2(tmp_path, capsys):
     """A config with problems is refused with exit 2 and each problem named."""
     path = tmp_path / "mailrelay.toml"
     path.write_text("[imap]\nhots = 1\n", encoding="utf-8")
-    assert once(path) == 2
+    from mailrelay.cli import main
+
+    assert main(["--lang", "en", "--config", str(path), "once"]) == 2
     assert f"{path}:2: unknown key 'hots'" in capsys.readouterr().err
 
 
