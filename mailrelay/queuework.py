@@ -86,11 +86,12 @@ class QueueWork:
                 raise Refused("its copy is no longer in the quarantine mailbox (moved by hand?)")
         detail, columns = self.decided(processed)
         self.audit(record.id, "mail.decided", dict(detail, released_by=request.by))
-        delivered = self._send(record, request, processed, outbox, columns)
+        # Recorded with the forward: what is left once it went out, so a crash after it never sends it again.
+        left = dataclasses.replace(request, action="move", copy=copy) if copy else None
+        delivered = self._send(record, request, processed, outbox, dict(columns, request=left and left.dumps()))
         if delivered != "forwarded":
             return _outcome(record, delivered, processed.decision.route)
-        return self._move(self.store.get(record.id), dataclasses.replace(request, action="move", copy=copy),
-                          copy, inbox)
+        return self._move(self.store.get(record.id), left or request, copy, inbox)
 
     def _redecide(self, record: MailRecord, raw: bytes, desk: str | None) -> Processed:
         """The rules in force, or the named desk; no acknowledgement: a person has had the mail in hand."""
@@ -110,7 +111,8 @@ class QueueWork:
         return Processed(judged.inbound, judged.classification, decision, forward)
 
     def _send(self, record: MailRecord, request: Request, processed: Processed, outbox, columns: dict) -> str:
-        """Recorded before and after, as any forward; a temporary failure keeps the request for the next poll."""
+        """Recorded before and after, as any forward (`columns` go with the record after); a temporary
+        failure keeps the request for the next poll."""
         forward = processed.forward
         self.audit(record.id, "mail.sending", {"desk": forward.desk, "message_id": forward.message_id,
                                                "released_by": request.by}, forward_message_id=forward.message_id)
@@ -133,12 +135,11 @@ class QueueWork:
 
     def _move(self, record: MailRecord, request: Request, copy: str | None, inbox: Inbox) -> dict:
         """The copy leaves the quarantine mailbox for the processed one; if the server refuses, the request
-        stays as a move only, tried again by the next poll (the forward is not sent twice)."""
+        stays as a move only (recorded with the forward), tried again by the next poll."""
         try:
             archived = _moved(inbox, copy, "processed", record)
         except MailError as error:
-            self.audit(record.id, "mail.archive_failed", {"error": str(error)}, severity="warning",
-                       request=dataclasses.replace(request, action="move").dumps())
+            self.audit(record.id, "mail.archive_failed", {"error": str(error)}, severity="warning")
             return _outcome(record, "archive_failed", record.route or "none")
         columns = dict(archived_to=archived.mailbox, queue_key=None) if archived else {}
         self.audit(record.id, "queue.released", dict(request.detail(), action="release",

@@ -73,3 +73,45 @@ def test_poison_mail_that_kills_the_process_every_time_is_quarantined_after_thre
     assert b"<demo-01@wirtschaft.niedersachsen.de>" in quarantined
     assert set(_forwards_by_original(smtp_sink)) == {"<demo-02@hs-example.de>"}
     assert dovecot.messages(imap_user, "INBOX") == []
+
+
+# Steps of a release the next poll carries out (the copy's move is ImapInbox.move_copy).
+_RELEASE_STEPS = {"release-before-smtp": ("SmtpSession", "send", False),
+                  "release-after-smtp-accepted": ("SmtpSession", "send", True),
+                  "release-before-move": ("ImapInbox", "move_copy", False),
+                  "release-after-move": ("ImapInbox", "move_copy", True)}
+_CRASHING_RUN = """
+import sys
+from mailrelay.cli import main
+from mailrelay.sources.imap import ImapInbox
+from mailrelay.transports.smtp import SmtpSession
+from tests.crashrun import _crash
+_crash({owner}, {name!r}, {after})
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("step", list(_RELEASE_STEPS))
+def test_a_release_killed_at_any_step_is_finished_once_by_the_next_poll(step, tmp_path, dovecot, imap_user,
+                                                                        smtp_sink):
+    """A hard exit while a release is carried out: the restarted poll forwards it once (twice only in the SMTP
+    window, with the same Message-ID) and its copy ends in the processed mailbox, the quarantine empty."""
+    from mailrelay.cli import main
+
+    rules = tmp_path / "routing.toml"
+    rules.write_text((REPO / "config" / "routing.toml").read_text(encoding="utf-8").replace(
+        "[[rules]]", '[[rules]]\nname = "hold"\nwhen = { domain = "niedersachsen.de" }\ndesk = "quarantine"\n\n'
+        "[[rules]]", 1), encoding="utf-8")
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, rules=rules)
+    dovecot.append(imap_user, "INBOX", (MAILS / INBOX[0]).read_bytes())
+    assert once(config) == 0 and len(dovecot.messages(imap_user, "Quarantine")) == 1
+    assert main(["--config", str(config), "quarantine", "release", "1", "--to", "desk-public"]) == 0
+    owner, name, after = _RELEASE_STEPS[step]
+    crashed = subprocess.run([sys.executable, "-c", _CRASHING_RUN.format(owner=owner, name=name, after=after),
+                              "--config", str(config), "once"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert crashed.returncode == CRASH_EXIT, crashed.stderr
+    assert once(config) == 0 and once(config) == 0
+    forwards = [r for r in smtp_sink.received if r.rcpt_tos == ("desk-public@bmwi.example",)]
+    assert len(forwards) == (2 if step == "release-after-smtp-accepted" else 1)
+    assert len({email.message_from_bytes(r.data, policy=email.policy.compat32)["Message-ID"] for r in forwards}) == 1
+    assert dovecot.messages(imap_user, "Quarantine") == [] and len(dovecot.messages(imap_user, "Processed")) == 1
