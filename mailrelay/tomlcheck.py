@@ -5,14 +5,17 @@ import difflib
 import re
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable
 
-Key = tuple[str | int, ...]
+from mailrelay.i18n import tr
+from mailrelay.tomllines import Key, key_lines
+from mailrelay.tomlsyntax import syntax_problem
 
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-_ASSIGNMENT = re.compile(r"^\s*([A-Za-z0-9_\-\"'. ]+?)\s*=")
-_TOML_ERROR_LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
+# A number written as text with a decimal comma ("0,45"), or as text at all ("0.45").
+_COMMA_NUMBER = re.compile(r"^\s*(-?\d+),(\d+)\s*$")
+_QUOTED_NUMBER = re.compile(r"^\s*-?\d+(\.\d+)?\s*$")
 
 
 @dataclass(frozen=True)
@@ -23,7 +26,7 @@ class Problem:
     hint: str = ""
 
     def __str__(self) -> str:
-        hint = f" (hint: {self.hint})" if self.hint else ""
+        hint = f" ({tr('Tipp', 'hint')}: {self.hint})" if self.hint else ""
         return f"{self.file}:{self.line}: {self.message}{hint}"
 
 
@@ -35,10 +38,6 @@ class ConfigError(Exception):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
-def _normalise_key(text: str) -> str:
-    return ".".join(part.strip().strip("\"'") for part in text.split("."))
-
-
 @dataclass
 class TomlFile:
     """A parsed TOML document that can say on which line a key was written."""
@@ -47,61 +46,31 @@ class TomlFile:
     text: str
     data: dict[str, Any]
     problems: list[Problem] = field(default_factory=list)
+    # (table, the valid key it is closest to) -> the unknown keys written there: a misspelt key is one
+    # mistake, so the key it was meant to be is not reported as missing too.
+    misspelt: dict[tuple[Key, str], list[str]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> "TomlFile":
         """Read and parse `path`; a missing file or a syntax error raises ConfigError."""
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise ConfigError([Problem(str(path), 0, f"cannot read the file: {error}")]) from None
+        text = _read(path)
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
-            match = _TOML_ERROR_LINE.search(str(error))
-            line = int(match.group(1)) if match else text.count("\n") + 1
-            message = _TOML_ERROR_LINE.sub("", str(error)).strip()
-            raise ConfigError([Problem(str(path), line, f"TOML syntax error: {message}")]) from None
+            raise ConfigError([Problem(str(path), *syntax_problem(text, error))]) from None
         return cls(path, text, data)
 
+    @cached_property
+    def _lines(self) -> dict[Key, int]:
+        return key_lines(self.text)
+
     def line_of(self, key: Key) -> int:
-        """The line where `key` (a path of table names, array indexes and a key) is written; 1 if unsure.
-
-        A key inside an inline table (`when = { knd = ... }`) is found at the line of `when`."""
-        tables, name = _split_key(key)
-        start = self._table_start(tables)
-        if name is not None and start is not None:
-            for number, line in self._table_lines(start):
-                match = _ASSIGNMENT.match(line)
-                if match and _normalise_key(match.group(1)).split(".")[0] == name:
-                    return number
-        header = self._table_start(key) if name is not None else None  # `key` may itself be a [table]
-        if header or start:
-            return header or start
-        if tables and not isinstance(tables[-1], int):
-            return self.line_of(tables)  # no [header]: an inline table, written on the line of its key
+        """The line where `key` (a path of table names, array indexes and a key) is written, also inside
+        an inline table (`when = { knd = ... }`); else the line of the nearest enclosing table; 1 if none."""
+        for length in range(len(key), 0, -1):
+            if key[:length] in self._lines:
+                return self._lines[key[:length]]
         return 1
-
-    def _table_start(self, tables: tuple[str | int, ...]) -> int | None:
-        if not tables:
-            return 0
-        wanted, index = _header_name(tables)
-        seen = -1
-        for number, line in enumerate(self.text.splitlines(), start=1):
-            match = _HEADER.match(line)
-            if match and _normalise_key(match.group(2)) == wanted:
-                seen += 1
-                if seen == index:
-                    return number
-        return None
-
-    def _table_lines(self, start: int) -> Iterable[tuple[int, str]]:
-        lines = self.text.splitlines()
-        for number in range(start + 1, len(lines) + 1):
-            line = lines[number - 1]
-            if _HEADER.match(line) and not line.lstrip().startswith(("[\"", "['")):
-                return
-            yield number, line
 
     def problem(self, key: Key, message: str, hint: str = "") -> None:
         """Record a problem found at `key`."""
@@ -113,20 +82,29 @@ class TomlFile:
         for name in table:
             if name not in allowed:
                 close = difflib.get_close_matches(name, allowed, n=1)
-                hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(allowed)}"
-                self.problem(key + (name,), f"unknown key '{name}'", hint)
+                if close:
+                    self.misspelt.setdefault((key, close[0]), []).append(name)
+                hint = (tr(f"gemeint ist wohl '{close[0]}'", f"did you mean '{close[0]}'?") if close
+                        else tr(f"erlaubt: {', '.join(allowed)}", f"valid keys: {', '.join(allowed)}"))
+                self.problem(key + (name,), tr(f"unbekannter Schlüssel '{name}'", f"unknown key '{name}'"), hint)
+
+    def meant(self, key: Key, name: str) -> list[str]:
+        """The unknown keys of table `key` that are misspellings of `name`."""
+        return self.misspelt.get((key, name), [])
 
     def get(self, table: dict, name: str, kind: type | tuple[type, ...], key: Key, default: Any = ..., ) -> Any:
-        """table[name] if it has the right type; records a problem (and returns the default) if not."""
+        """table[name] if it has the right type; records a problem (and returns the default) if not.
+        A missing key is not reported when a misspelling of it was (check_keys runs first)."""
         if name not in table:
-            if default is ...:
-                self.problem(key, f"missing required key '{name}'")
-                return None
-            return default
+            if default is not ...:
+                return default
+            if not self.meant(key, name):
+                self.problem(key, tr(f"der Schlüssel '{name}' fehlt", f"missing required key '{name}'"),
+                             tr(f"{name} = … ergänzen", f"add {name} = …"))
+            return None
         value = table[name]
         if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
-            expected = " or ".join(t.__name__ for t in _as_tuple(kind))
-            self.problem(key + (name,), f"'{name}' must be a {expected}, not {type(value).__name__}")
+            self.problem(key + (name,), wrong_type(name, value, kind), type_hint(name, value, kind))
             return None if default is ... else default
         return value
 
@@ -139,17 +117,58 @@ def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
     return kind if isinstance(kind, tuple) else (kind,)
 
 
-def _split_key(key: Key) -> tuple[tuple[str | int, ...], str | None]:
-    """Split a key path into the table part and the final plain key (None when it names a table)."""
-    if not key:
-        return (), None
-    if isinstance(key[-1], int):
-        return key, None
-    return key[:-1], str(key[-1])
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        problem = tr("die Datei gibt es nicht", "the file does not exist"), ""
+    except IsADirectoryError:
+        problem = tr("das ist ein Ordner, keine Datei", "this is a folder, not a file"), ""
+    except UnicodeDecodeError:
+        problem = (tr("die Datei ist nicht in UTF-8 gespeichert", "the file is not saved as UTF-8"),
+                   tr("im Editor als UTF-8 speichern", "save it as UTF-8 in the editor"))
+    except OSError as error:
+        problem = tr(f"die Datei kann nicht gelesen werden: {error.strerror}",
+                     f"cannot read the file: {error.strerror}"), ""
+    raise ConfigError([Problem(str(path), 0, *problem)])
 
 
-def _header_name(tables: tuple[str | int, ...]) -> tuple[str, int]:
-    """The header text (`a.b`) and which occurrence of it is meant, for [[array]] tables."""
-    names = [str(part) for part in tables if not isinstance(part, int)]
-    indexes = [part for part in tables if isinstance(part, int)]
-    return ".".join(names), (indexes[-1] if indexes else 0)
+def wrong_type(name: str, value: object, kind: type | tuple[type, ...]) -> str:
+    """`'name' muss eine Zahl sein, hier steht ein Text`: the types in words, not Python's names."""
+    wanted = _type_words(_as_tuple(kind))
+    found = _type_words((type(value),))
+    return tr(f"'{name}' muss {wanted[0]} sein, hier steht {found[0]}", f"'{name}' must be {wanted[1]}, not {found[1]}")
+
+
+def type_hint(name: str, value: object, kind: type | tuple[type, ...]) -> str:
+    """What to write instead, for the mistakes that are easy to make: "0,45", "0.45", "true", 3 for a text."""
+    kinds = _as_tuple(kind)
+    if isinstance(value, str) and float in kinds and (comma := _COMMA_NUMBER.match(value)):
+        number = f"{comma[1]}.{comma[2]}"
+        return tr(f"eine Zahl, mit Punkt: {number}", f"a number, with a point: {number}")
+    if isinstance(value, str) and (int in kinds or float in kinds) and _QUOTED_NUMBER.match(value):
+        return tr(f"ohne Anführungszeichen: {name} = {value.strip()}", f"without quotes: {name} = {value.strip()}")
+    if isinstance(value, str) and bool in kinds and value.strip().lower() in ("true", "false"):
+        flag = value.strip().lower()
+        return tr(f"ohne Anführungszeichen: {name} = {flag}", f"without quotes: {name} = {flag}")
+    if str in kinds and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return tr(f'in Anführungszeichen: {name} = "{value}"', f'in quotes: {name} = "{value}"')
+    return ""
+
+
+_TYPE_WORDS = {
+    str: ("ein Text", "a text"), bool: ("true oder false (ja/nein)", "true or false"),
+    int: ("eine ganze Zahl", "a whole number"), float: ("eine Zahl", "a number"), list: ("eine Liste", "a list"),
+    dict: ("eine Tabelle", "a table"),
+}
+
+
+def _type_words(kinds: tuple[type, ...]) -> tuple[str, str]:
+    if int in kinds and float in kinds:
+        kinds = tuple(kind for kind in kinds if kind is not int)  # "a number" says both
+    words = [_TYPE_WORDS.get(kind, ("ein Datum", "a date")) for kind in kinds]
+    return " oder ".join(de for de, _ in words), " or ".join(en for _, en in words)
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
