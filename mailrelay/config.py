@@ -6,43 +6,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailrelay.tomlcheck import ConfigError, Key, Problem, TomlFile
+from mailrelay.i18n import tr
+from mailrelay.passwords import Secret, check_secrets, exposed_secrets  # noqa: F401  (the config's API)
+from mailrelay.tomlcheck import ConfigError, Key, TomlFile
 
 SECURITY_MODES = ("tls", "starttls", "plain")
 _TOP_KEYS = ("rules", "signals", "templates", "reference", "imap", "maildir", "smtp", "outbox", "state", "schedule",
-             "relay", "health")
-
-
-@dataclass(frozen=True)
-class Secret:
-    """Where a password is read from; the value itself is read only when a connection needs it."""
-
-    file: Path | None = None
-    env: str | None = None
-
-    def read(self) -> str:
-        if self.env:
-            value = os.environ.get(self.env)
-            if value is None:
-                raise ConfigError([Problem("environment", 0, f"variable {self.env} is not set")])
-            return value
-        if self.file is None:
-            return ""
-        try:
-            value = self.file.read_text(encoding="utf-8").strip()
-        except OSError as error:
-            raise ConfigError([Problem(str(self.file), 0, f"cannot read the password file: {error.strerror}")]) from None
-        return value
-
-    def exposure(self) -> str | None:
-        """A warning when the password file can be read by its group or by anyone (the value is not read)."""
-        try:
-            mode = self.file.stat().st_mode if self.file else 0
-        except OSError:
-            return None
-        if mode & 0o077:
-            return f"{self.file} can be read by others (mode {mode & 0o777:o}); chmod 600 it"
-        return None
+             "relay", "health", "metrics")  # [metrics] is read by mailrelay.metrics
 
 
 @dataclass(frozen=True)
@@ -111,48 +81,47 @@ def load_settings(path: Path) -> Settings:
     smtp = _smtp(doc, data["smtp"]) if isinstance(data.get("smtp"), dict) else None
     maildir = _single_path(doc, data, "maildir", base)
     outbox = _single_path(doc, data, "outbox", base)
-    _exactly_one(doc, data, ("imap", "maildir"), "mail source")
-    _exactly_one(doc, data, ("smtp", "outbox"), "transport")
+    _exactly_one(doc, data, ("imap", "maildir"), ("Mailquelle", "mail source"))
+    _exactly_one(doc, data, ("smtp", "outbox"), ("Zustellung", "transport"))
     relay = _table(doc, data, "relay")
     doc.check_keys(relay, ("from_address", "id", "max_forwards_per_sender_per_hour",
                            "max_forwards_per_thread_per_hour", "max_forwards_per_poll", "authserv_id"), ("relay",))
     per_poll = doc.get(relay, "max_forwards_per_poll", int, ("relay",), 200)
-    if per_poll is not None and per_poll < 1:
-        doc.problem(("relay", "max_forwards_per_poll"), "max_forwards_per_poll must be at least 1")
+    _at_least_one(doc, ("relay", "max_forwards_per_poll"), per_poll)
     per_sender = doc.get(relay, "max_forwards_per_sender_per_hour", int, ("relay",), 10)
-    if per_sender is not None and per_sender < 1:
-        doc.problem(("relay", "max_forwards_per_sender_per_hour"), "max_forwards_per_sender_per_hour must be at least 1")
+    _at_least_one(doc, ("relay", "max_forwards_per_sender_per_hour"), per_sender)
     per_thread = doc.get(relay, "max_forwards_per_thread_per_hour", int, ("relay",), 10)
-    if per_thread is not None and per_thread < 1:
-        doc.problem(("relay", "max_forwards_per_thread_per_hour"), "max_forwards_per_thread_per_hour must be at least 1")
+    _at_least_one(doc, ("relay", "max_forwards_per_thread_per_hour"), per_thread)
     state = _table(doc, data, "state")
     doc.check_keys(state, ("path", "keep_raw_days"), ("state",))
     keep_raw_days = doc.get(state, "keep_raw_days", int, ("state",), 30)
-    if keep_raw_days is not None and keep_raw_days < 1:
-        doc.problem(("state", "keep_raw_days"), "keep_raw_days must be at least 1")
+    _at_least_one(doc, ("state", "keep_raw_days"), keep_raw_days)
     schedule = _table(doc, data, "schedule")
     doc.check_keys(schedule, ("poll_seconds", "retry_min_seconds", "retry_max_seconds"), ("schedule",))
     retry = tuple(doc.get(schedule, name, (int, float), ("schedule",), default)
                   for name, default in (("retry_min_seconds", 60), ("retry_max_seconds", 3600)))
     if None not in retry and not 0 <= retry[0] <= retry[1]:
-        doc.problem(("schedule", "retry_max_seconds"), "retry_min_seconds must be 0 or more and at most retry_max_seconds")
+        doc.problem(("schedule", "retry_max_seconds"),
+                    tr("retry_min_seconds muss 0 oder mehr sein und höchstens so groß wie retry_max_seconds",
+                       "retry_min_seconds must be 0 or more and at most retry_max_seconds"))
     poll_seconds = doc.get(schedule, "poll_seconds", (int, float), ("schedule",), 60)
-    if poll_seconds is not None and poll_seconds < 1:
-        doc.problem(("schedule", "poll_seconds"), "poll_seconds must be at least 1")
+    _at_least_one(doc, ("schedule", "poll_seconds"), poll_seconds)
     health = _table(doc, data, "health")
     doc.check_keys(health, ("outage_minutes", "quarantined_per_day", "operators"), ("health",))
     outage_minutes = doc.get(health, "outage_minutes", (int, float), ("health",), 30)
     if outage_minutes is not None and outage_minutes <= 0:
-        doc.problem(("health", "outage_minutes"), "outage_minutes must be more than 0")
+        doc.problem(("health", "outage_minutes"), tr("outage_minutes muss größer als 0 sein", "outage_minutes must be more than 0"))
     quarantined_per_day = doc.get(health, "quarantined_per_day", int, ("health",), 10)
     operators = doc.get(health, "operators", list, ("health",), [])
-    for address in operators or []:
+    for index, address in enumerate(operators or []):
         if not isinstance(address, str) or "@" not in address or not address.isascii():
-            doc.problem(("health", "operators"), f"'{address}' is not a mail address",
-                        hint='a list of addresses: operators = ["it-betrieb@example.org"]')
+            doc.problem(("health", "operators", index), _not_an_address(address),
+                        tr('eine Liste von Adressen: operators = ["it-betrieb@example.org"]',
+                           'a list of addresses: operators = ["it-betrieb@example.org"]'))
     from_address = doc.get(relay, "from_address", str, ("relay",))
     if from_address is not None and "@" not in from_address:
-        doc.problem(("relay", "from_address"), f"'{from_address}' is not a mail address")
+        doc.problem(("relay", "from_address"), _not_an_address(from_address),
+                    tr('z. B. from_address = "mailrelay@example.org"', 'like from_address = "mailrelay@example.org"'))
     settings = Settings(
         path=path,
         rules_path=_relative(base, doc.get(data, "rules", str, (), _EDITOR_FILES[0][1])),
@@ -181,12 +150,6 @@ def load_settings(path: Path) -> Settings:
     return settings
 
 
-def exposed_secrets(settings: Settings) -> list[str]:
-    """A warning for each password file its group or anyone can read."""
-    endpoints = [part.server for part in (settings.imap, settings.smtp) if part]
-    return [warning for warning in (endpoint.password.exposure() for endpoint in endpoints) if warning]
-
-
 def editor_paths(path: Path) -> tuple[Path, Path, Path, Path | None] | None:
     """The rules, signals, templates and reference paths a main file names, even when other settings are wrong."""
     try:
@@ -204,10 +167,20 @@ def editor_paths(path: Path) -> tuple[Path, Path, Path, Path | None] | None:
 _EDITOR_FILES = (("rules", "routing.toml"), ("signals", "signals.toml"), ("templates", "../templates"))
 
 
+def _at_least_one(doc: TomlFile, key: Key, value: float | None) -> None:
+    if value is not None and value < 1:
+        doc.problem(key, tr(f"{key[-1]} muss mindestens 1 sein, nicht {value}", f"{key[-1]} must be at least 1, not {value}"))
+
+
+def _not_an_address(value: object) -> str:
+    return tr(f"'{value}' ist keine Mailadresse", f"'{value}' is not a mail address")
+
+
 def _table(doc: TomlFile, data: dict, name: str) -> dict:
     value = data.get(name, {})
     if not isinstance(value, dict):
-        doc.problem((name,), f"'{name}' must be a table ([{name}])")
+        doc.problem((name,), tr(f"'{name}' muss eine Tabelle sein", f"'{name}' must be a table"),
+                    tr(f"als Überschrift: [{name}]", f"as a header: [{name}]"))
         return {}
     return value
 
@@ -229,9 +202,13 @@ def _single_path(doc: TomlFile, data: dict, name: str, base: Path) -> Path | Non
     return _relative(base, value) if value else None
 
 
-def _exactly_one(doc: TomlFile, data: dict, sections: tuple[str, str], what: str) -> None:
+def _exactly_one(doc: TomlFile, data: dict, sections: tuple[str, str], what: tuple[str, str]) -> None:
+    if any(doc.meant((), section) for section in sections) and not any(section in data for section in sections):
+        return  # a misspelt [imap] is reported as that
     if (sections[0] in data) == (sections[1] in data):
-        doc.problem((), f"the config must name exactly one {what}: [{sections[0]}] or [{sections[1]}]")
+        doc.problem((sections[1],) if sections[0] in data else (),
+                    tr(f"die Konfiguration muss genau eine {what[0]} nennen: [{sections[0]}] oder [{sections[1]}]",
+                       f"the config must name exactly one {what[1]}: [{sections[0]}] or [{sections[1]}]"))
 
 
 # "password" is known only to be refused with a message that says what to do instead.
@@ -254,17 +231,22 @@ def _imap(doc: TomlFile, table: dict) -> ImapSettings:
         )
     }
     if len(set(mailboxes.values())) < len(mailboxes):
-        doc.problem(("imap",), "mailbox, processed_mailbox, ignored_mailbox and quarantine_mailbox must all differ")
+        doc.problem(("imap",), tr("mailbox, processed_mailbox, ignored_mailbox und quarantine_mailbox müssen "
+                                  "verschiedene Ordner sein",
+                                  "mailbox, processed_mailbox, ignored_mailbox and quarantine_mailbox must all differ"))
     batch_size = doc.get(table, "batch_size", int, ("imap",), 50)
     max_bytes = doc.get(table, "max_message_bytes", int, ("imap",), 25 * 1024 * 1024)
     idle = doc.get(table, "idle", bool, ("imap",), True)
     renew = doc.get(table, "idle_renew_seconds", (int, float), ("imap",), 300)
     if renew is not None and not 1 <= renew <= 1500:
-        doc.problem(("imap", "idle_renew_seconds"), "idle_renew_seconds must be between 1 and 1500",
-                    hint="servers may end an IDLE after 29 minutes; renew well before that")
+        doc.problem(("imap", "idle_renew_seconds"), tr("idle_renew_seconds muss zwischen 1 und 1500 liegen",
+                                                       "idle_renew_seconds must be between 1 and 1500"),
+                    tr("Server dürfen ein IDLE nach 29 Minuten beenden; lange vorher erneuern, z. B. 300",
+                       "servers may end an IDLE after 29 minutes; renew well before that, like 300"))
     archive = doc.get(table, "archive", str, ("imap",), "move")
     if archive not in (None, "move", "flag"):
-        doc.problem(("imap", "archive"), f"archive must be 'move' or 'flag', not '{archive}'")
+        doc.problem(("imap", "archive"), tr(f"archive muss 'move' oder 'flag' sein, nicht '{archive}'",
+                                            f"archive must be 'move' or 'flag', not '{archive}'"))
     return ImapSettings(_endpoint(doc, table, "imap"), batch_size=max(1, batch_size or 50),
                         max_message_bytes=max(1024, max_bytes or 0), idle=idle is not False,
                         idle_renew_seconds=float(renew or 300), archive=archive or "move", **mailboxes)
@@ -280,14 +262,18 @@ def _endpoint(doc: TomlFile, table: dict, section: str) -> Endpoint:
     host = doc.get(table, "host", str, key) or ""
     security = doc.get(table, "security", str, key, "tls")
     if security not in SECURITY_MODES:
-        doc.problem(key + ("security",), f"security must be one of {', '.join(SECURITY_MODES)}, not '{security}'")
+        doc.problem(key + ("security",), tr(f"security muss {', '.join(SECURITY_MODES)} sein, nicht '{security}'",
+                                            f"security must be one of {', '.join(SECURITY_MODES)}, not '{security}'"))
         security = "tls"
     if security == "plain" and host and not _is_loopback(host):
-        doc.problem(key + ("security",), "plain (unencrypted) connections are only allowed to a loopback address",
-                    "use tls or starttls")
+        doc.problem(key + ("security",), tr("unverschlüsselt (plain) nur zu einer Loopback-Adresse",
+                                            "plain (unencrypted) connections are only allowed to a loopback address"),
+                    tr("tls oder starttls verwenden", "use tls or starttls"))
     if "password" in table:
-        doc.problem(key + ("password",), "a password must not be written into the config file",
-                    "use password_file (or a systemd credential) or password_env")
+        doc.problem(key + ("password",), tr("ein Passwort gehört nicht in die Konfigurationsdatei",
+                                            "a password must not be written into the config file"),
+                    tr("password_file (oder ein systemd-Credential) oder password_env verwenden",
+                       "use password_file (or a systemd credential) or password_env"))
     port = doc.get(table, "port", int, key, _DEFAULT_PORTS[section][security])
     ca_file = doc.get(table, "ca_file", str, key, None)
     base = doc.path.parent
@@ -306,7 +292,8 @@ def _secret(doc: TomlFile, table: dict, key: Key) -> Secret:
     file_name = doc.get(table, "password_file", str, key, None)
     env = doc.get(table, "password_env", str, key, None)
     if file_name and env:
-        doc.problem(key + ("password_env",), "give password_file or password_env, not both")
+        doc.problem(key + ("password_env",), tr("password_file oder password_env angeben, nicht beides",
+                                                "give password_file or password_env, not both"))
     if not file_name:
         return Secret(env=env)
     credentials = os.environ.get("CREDENTIALS_DIRECTORY")

@@ -5,10 +5,12 @@ Finite fields (kind, country, region, ...) are reasoned over exactly, as sets of
 what a word or pattern might or might not find in a mail."""
 from __future__ import annotations
 
+import difflib
 from typing import TYPE_CHECKING, AbstractSet, Mapping
 
 from mailrelay.conditions import FIELD_VALUES, FINITE_FIELDS, UNKNOWN, Condition
-from mailrelay.model import Level, Sender, UNKNOWN_COUNTRY
+from mailrelay.i18n import tr
+from mailrelay.model import UNKNOWN_COUNTRY, Level, Sender
 from mailrelay.tomlcheck import TomlFile
 
 if TYPE_CHECKING:
@@ -37,17 +39,28 @@ def check_reachability(doc: TomlFile, rules: tuple["Rule", ...], default: "Rule"
                 continue
             possible.append(index)
         reached.add(rule.desk)
+    reached = {_declared(name, desks) for name in reached}
     for name in desks:
         if name not in reached:
-            doc.problem(("desks", name), f"no rule sends mail to desk '{name}'",
+            doc.problem(("desks", name), tr(f"keine Regel leitet Mails an das Referat '{name}'",
+                                            f"no rule sends mail to desk '{name}'"),
                         _unreached_hint(name, rules, refused))
+
+
+def _declared(desk: str | None, desks: Mapping[str, "Desk"]) -> str | None:
+    """The declared desk a name means: itself, or the closest one if it is misspelt (already reported)."""
+    if desk is None or desk in desks:
+        return desk
+    close = difflib.get_close_matches(desk, list(desks), n=1)
+    return close[0] if close else desk
 
 
 def _unreached_hint(desk: str, rules: tuple["Rule", ...], refused: AbstractSet[int]) -> str:
     hopeless = [rule.name for index, rule in enumerate(rules) if rule.desk == desk and index not in refused]
     if hopeless:
-        return f"only rule '{hopeless[0]}' sends mail there, and it can never match"
-    return "add a rule for it, or remove the desk"
+        return tr(f"nur Regel '{hopeless[0]}' leitet dorthin, und sie kann nie zutreffen",
+                  f"only rule '{hopeless[0]}' sends mail there, and it can never match")
+    return tr("eine Regel dafür anlegen oder das Referat entfernen", "add a rule for it, or remove the desk")
 
 
 def _universe(rules: tuple["Rule", ...]) -> dict[str, frozenset[str]]:
@@ -73,16 +86,23 @@ def _box(rule: "Rule", universe: Box) -> Box:
 def _never(rule: "Rule", box: Box) -> tuple[str, ...] | None:
     """Why no mail at all can match the rule, or None."""
     if any(not values for values in box.values()):
-        return (f"rule '{rule.name}' can never match: its conditions exclude each other",)
+        field = next(field for field, values in box.items() if not values)
+        return (tr(f"Regel '{rule.name}' kann nie zutreffen: ihre Bedingungen für {field} schließen einander aus",
+                   f"rule '{rule.name}' can never match: its conditions on {field} exclude each other"),
+                tr(f"{field} in when und unless vergleichen", f"compare {field} in when and unless"))
     if "none" not in box["level"] and Sender.PUBLIC_BODY not in box["sender"]:
-        return (f"Regel '{rule.name}' kann nie zutreffen: level gilt nur für sender = public_body",
-                'level weglassen, oder sender = "public_body" zulassen')
+        return (tr(f"Regel '{rule.name}' kann nie zutreffen: level gilt nur für sender = public_body",
+                   f"rule '{rule.name}' can never match: only sender = public_body has a level"),
+                tr('level weglassen, oder sender = "public_body" zulassen',
+                   'leave out level, or allow sender = "public_body"'))
     for wanted in _open(rule, negated=False):
         excluded = next((c for c in _open(rule, negated=True) if c.field == wanted.field
                          and wanted.values <= c.values), None)
         if excluded is not None:
-            return (f"Regel '{rule.name}' kann nie zutreffen: unless schließt mit {wanted.field} alles aus, "
-                    "was when verlangt", "den Eintrag aus when oder aus unless entfernen")
+            return (tr(f"Regel '{rule.name}' kann nie zutreffen: unless schließt mit {wanted.field} alles aus, "
+                       "was when verlangt",
+                       f"rule '{rule.name}' can never match: unless excludes with {wanted.field} all that when asks"),
+                    tr("den Eintrag aus when oder aus unless entfernen", "remove the entry from when or from unless"))
     return None
 
 
@@ -90,8 +110,11 @@ def _preempted(rule: "Rule", box: Box, earlier: list[tuple["Rule", Box]]) -> tup
     narrowed = _feasible(box)
     for other, other_box in earlier:
         if _covers(other, other_box, rule, narrowed):
-            return (f"rule '{rule.name}' can never match: rule '{other.name}' before it matches every mail it would",
-                    "move it above, or narrow the earlier rule")
+            return (tr(f"Regel '{rule.name}' kann nie zutreffen: die Regel '{other.name}' davor trifft schon "
+                       "auf jede Mail zu, auf die sie zuträfe",
+                       f"rule '{rule.name}' can never match: rule '{other.name}' before it matches every mail it would"),
+                    tr(f"sie über '{other.name}' setzen, oder '{other.name}' enger fassen",
+                       f"move it above '{other.name}', or narrow '{other.name}'"))
     return None
 
 

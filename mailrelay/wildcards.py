@@ -86,3 +86,24 @@ def _subpatterns(argument: object):
     elif isinstance(argument, (tuple, list)):
         for item in argument:
             yield from _subpatterns(item)
+
+
+_REGEX_ERRORS = (
+    ("missing ), unterminated subpattern", "eine Klammer ( wird nicht geschlossen"),
+    ("unbalanced parenthesis", "eine Klammer ) schließt nichts"),
+    ("unterminated character set", "eine eckige Klammer [ wird nicht geschlossen"),
+    ("nothing to repeat", "ein Wiederholungszeichen (*, +, ?, {…}) folgt auf nichts Wiederholbares"),
+    ("multiple repeat", "zwei Wiederholungszeichen folgen aufeinander"),
+    ("bad escape", "unbekanntes Zeichen nach \\"),
+    ("bad character range", "ungültiger Bereich in [ ]"),
+    ("look-behind requires fixed-width pattern", "ein Rückblick (?<=…) braucht eine feste Länge"),
+    ("unknown extension", "unbekannte Erweiterung nach (?"),
+    ("missing group name", "der Gruppenname fehlt"),
+    ("unknown group name", "unbekannter Gruppenname"),
+)
+
+
+def regex_error(error: re.error) -> str:
+    """Python's regex error in German, with where it is counted from 1 as people count characters."""
+    words = next((german for english, german in _REGEX_ERRORS if error.msg.startswith(english)), error.msg)
+    return f"{words}, beim {error.pos + 1}. Zeichen" if error.pos is not None else words

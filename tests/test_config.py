@@ -60,10 +60,10 @@ def test_every_problem_is_reported_with_file_and_line(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_settings(path)
     found = {(p.line, p.message) for p in caught.value.problems}
-    assert (4, "unknown key 'prot'") in found
-    assert (5, "a password must not be written into the config file") in found
-    assert (6, "plain (unencrypted) connections are only allowed to a loopback address") in found
-    assert (12, "'path' must be a str, not int") in found
+    assert (4, "unbekannter Schlüssel 'prot'") in found
+    assert (5, "ein Passwort gehört nicht in die Konfigurationsdatei") in found
+    assert (6, "unverschlüsselt (plain) nur zu einer Loopback-Adresse") in found
+    assert (12, "'path' muss ein Text sein, hier steht eine ganze Zahl") in found
     assert "hunter2" not in str(caught.value)
     assert len(found) == 4
 
@@ -72,5 +72,5 @@ def test_a_source_and_a_transport_are_required(tmp_path):
     """A config with neither [imap] nor [maildir] is refused, saying what is missing."""
     path = tmp_path / "mailrelay.toml"
     path.write_text('[relay]\nfrom_address = "relay@example.org"\n[outbox]\npath = "o"\n', encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"exactly one mail source: \[imap\] or \[maildir\]"):
+    with pytest.raises(ConfigError, match=r"genau eine Mailquelle nennen: \[imap\] oder \[maildir\]"):
         load_settings(path)

@@ -5,6 +5,7 @@ import dataclasses
 
 import pytest
 
+from mailrelay.i18n import set_language
 from mailrelay.model import Action, Attachment, Inbound
 from mailrelay.route import explain_rule, route
 from mailrelay.rules import load_rules
@@ -60,14 +61,29 @@ def test_every_problem_is_reported_with_its_line(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_rules(path)
     found = {(p.line, p.message) for p in caught.value.problems}
-    assert (8, "unknown key 'nmae'") in found
-    assert (9, "'not-an-address' is not a mail address") in found
-    assert (13, "kind 'aplication' is not one of application, auto_reply, bounce, bulk, inquiry, spam") in found
-    assert (18, "country 'Germany' is not a two-letter ISO code (like DE) or 'unknown'") in found
-    assert (19, "'desk-nowhere' is not a declared desk") in found
-    assert (17, "rule name 'a' is used twice") in found
+    assert (8, "unbekannter Schlüssel 'nmae'") in found
+    assert (9, "'not-an-address' ist keine Mailadresse") in found
+    assert (13, "Regel 'a': kind 'aplication' ist keiner der Werte application, auto_reply, bounce, bulk, inquiry, "
+                "spam") in found
+    assert (18, "Regel 'a': country 'Germany' ist kein Ländercode") in found
+    assert (19, "'desk-nowhere' ist kein deklariertes Referat") in found
+    assert (17, "der Regelname 'a' kommt zweimal vor") in found
     assert all(p.file == str(path) for p in caught.value.problems)
-    assert "did you mean 'name'" in str(caught.value)
+    assert "(Tipp: gemeint ist wohl 'name')" in str(caught.value)
+
+
+def test_problems_are_in_english_on_request(tmp_path):
+    """With English chosen, the same broken file is described in English, hint word included."""
+    set_language("en")
+    path = tmp_path / "routing.toml"
+    path.write_text(BROKEN, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_rules(path)
+    found = {(p.line, p.message) for p in caught.value.problems}
+    assert (8, "unknown key 'nmae'") in found
+    assert (13, "rule 'a': kind 'aplication' is not one of application, auto_reply, bounce, bulk, inquiry, spam") in found
+    assert (19, "'desk-nowhere' is not a declared desk") in found
+    assert "(hint: did you mean 'name'?)" in str(caught.value)
 
 
 def test_toml_syntax_error_names_the_line(tmp_path):
@@ -76,8 +92,9 @@ def test_toml_syntax_error_names_the_line(tmp_path):
     path.write_text('default = "editors"\n[[rules]\nname = "x"\n', encoding="utf-8")
     with pytest.raises(ConfigError) as caught:
         load_rules(path)
-    assert caught.value.problems[0].line == 2
-    assert "TOML syntax error" in caught.value.problems[0].message
+    [problem] = caught.value.problems
+    assert problem.line == 2 and problem.message == "TOML-Syntaxfehler: die ]] am Ende der Überschrift fehlt"
+    assert problem.hint == "z. B. [[rules]]"
 
 
 @pytest.mark.parametrize(("values", "expected"), [
@@ -173,8 +190,8 @@ name = "german-applications"
 when = { kind = "application", country = "DE" }
 desk = "b"
 """)
-    assert (10, "rule 'german-applications' can never match: rule 'all-applications' before it matches "
-                "every mail it would") in _problems(path)
+    assert (10, "Regel 'german-applications' kann nie zutreffen: die Regel 'all-applications' davor trifft schon "
+                "auf jede Mail zu, auf die sie zuträfe") in _problems(path)
 
 
 def test_rule_with_contradicting_conditions_is_reported(tmp_path):
@@ -185,13 +202,14 @@ when = { country = "DE" }
 unless = { country = "DE" }
 desk = "b"
 """)
-    assert (6, "rule 'impossible' can never match: its conditions exclude each other") in _problems(path)
+    assert (6, "Regel 'impossible' kann nie zutreffen: ihre Bedingungen für country schließen einander aus") \
+        in _problems(path)
 
 
 def test_desk_that_no_rule_reaches_is_reported(tmp_path):
     """A declared desk that neither a rule, the default nor the review sends mail to is named."""
     path = _rules_file(tmp_path, "")
-    assert (4, "no rule sends mail to desk 'b'") in _problems(path)
+    assert (4, "keine Regel leitet Mails an das Referat 'b'") in _problems(path)
 
 
 def test_narrower_rule_before_a_broader_one_is_fine(tmp_path):
@@ -212,7 +230,7 @@ def test_desk_name_with_spaces_is_refused(tmp_path):
     """Desk names go into Message-IDs, so only a-z, 0-9 and '-' are allowed."""
     path = tmp_path / "routing.toml"
     path.write_text('default = "Referat IV"\n["desks"."Referat IV"]\naddresses = ["a@example.org"]\n')
-    assert (2, "desk name 'Referat IV' may only use a-z, 0-9 and '-'") in _problems(path)
+    assert (2, "der Referatsname 'Referat IV' darf nur a-z, 0-9 und '-' enthalten") in _problems(path)
 
 
 def _rules(tmp_path, text: str):
@@ -349,7 +367,7 @@ def test_catastrophic_regex_is_refused(tmp_path):
 def test_has_attachment_must_be_true_or_false(tmp_path):
     """`has_attachment = "yes"` is refused with a hint to write true without quotes."""
     line, message, hint = _one_problem(tmp_path, 'when = { has_attachment = "yes" }')
-    assert line == 8 and message == "Regel 'x': has_attachment muss true oder false sein, nicht 'yes'"
+    assert line == 8 and message == 'Regel \'x\': has_attachment muss true oder false sein, nicht "yes"'
     assert "ohne Anführungszeichen" in hint
 
 
@@ -367,13 +385,13 @@ def test_misspelt_key_inside_when_is_one_problem_at_its_line(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_rules(path)
     assert [(p.line, p.message, p.hint) for p in caught.value.problems] == [
-        (8, "unknown key 'regoin'", "did you mean 'region'?")]
+        (8, "unbekannter Schlüssel 'regoin'", "gemeint ist wohl 'region'")]
 
 
 def test_misspelt_value_is_one_problem(tmp_path):
     """A misspelt value is named once, without a second 'conditions exclude each other'."""
     line, message, _ = _one_problem(tmp_path, 'when = { kind = "aplication" }\nunless = { kind = "inquiry" }')
-    assert line == 8 and message.startswith("kind 'aplication' is not one of")
+    assert line == 8 and message.startswith("Regel 'x': kind 'aplication' ist keiner der Werte")
 
 
 def test_level_with_a_sender_other_than_public_body_can_never_match(tmp_path):
@@ -396,8 +414,8 @@ def test_earlier_region_rule_pre_empts_a_narrower_later_one(tmp_path):
     path = _rules_file(tmp_path, '[[rules]]\nname = "bavaria"\nwhen = { region = ["DE-BY"] }\ndesk = "a"\n'
                                  '[[rules]]\nname = "bavarian-applications"\n'
                                  'when = { region = "DE-BY", kind = "application" }\ndesk = "b"\n')
-    assert (10, "rule 'bavarian-applications' can never match: rule 'bavaria' before it matches every mail "
-                "it would") in _problems(path)
+    assert (10, "Regel 'bavarian-applications' kann nie zutreffen: die Regel 'bavaria' davor trifft schon auf "
+                "jede Mail zu, auf die sie zuträfe") in _problems(path)
 
 
 def test_earlier_subject_rule_does_not_pre_empt_a_rule_without_that_subject(tmp_path):
@@ -412,14 +430,14 @@ def test_earlier_open_condition_pre_empts_a_later_rule_repeating_it(tmp_path):
     path = _rules_file(tmp_path, '[[rules]]\nname = "x"\nwhen = { subject = ["Bewerbung", "Antrag"] }\ndesk = "a"\n'
                                  '[[rules]]\nname = "y"\nwhen = { subject = "Bewerbung", region = "DE-BY" }\n'
                                  'desk = "b"\n')
-    assert any("rule 'y' can never match: rule 'x'" in message for _, message in _problems(path))
+    assert any("Regel 'y' kann nie zutreffen: die Regel 'x'" in message for _, message in _problems(path))
 
 
 def test_level_rule_is_pre_empted_by_an_earlier_public_body_rule(tmp_path):
     """Only public bodies have a level, so a level rule after one for all public bodies is hidden."""
     path = _rules_file(tmp_path, '[[rules]]\nname = "public"\nwhen = { sender = "public_body" }\ndesk = "a"\n'
                                  '[[rules]]\nname = "national"\nwhen = { level = "national" }\ndesk = "b"\n')
-    assert any("rule 'national' can never match: rule 'public'" in message for _, message in _problems(path))
+    assert any("Regel 'national' kann nie zutreffen: die Regel 'public'" in message for _, message in _problems(path))
 
 
 def test_desk_reached_only_by_a_rule_that_can_never_match_is_unreached(tmp_path):
@@ -429,7 +447,8 @@ def test_desk_reached_only_by_a_rule_that_can_never_match_is_unreached(tmp_path)
     with pytest.raises(ConfigError) as caught:
         load_rules(path)
     found = {(p.line, p.message, p.hint) for p in caught.value.problems}
-    assert (4, "no rule sends mail to desk 'b'", "only rule 'x' sends mail there, and it can never match") in found
+    assert (4, "keine Regel leitet Mails an das Referat 'b'", "nur Regel 'x' leitet dorthin, und sie kann nie zutreffen") \
+        in found
 
 
 @pytest.mark.parametrize(("conditions", "values", "why"), [

@@ -53,10 +53,10 @@ def test_every_mistake_is_reported_at_once_with_its_line(tmp_path):
         load_signals(path)
     problems = [str(problem) for problem in caught.value.problems]
     expected = {
-        "weigth = 0.5": "unknown key 'weigth' (hint: did you mean 'weight'?)",
-        'words = "Universität"': "'words' must be a list, not str",
-        "'Hochschule (für'": "invalid regular expression",
-        "(\\w+\\s?)+Institut": "repeats a repeat",
+        "weigth = 0.5": "unbekannter Schlüssel 'weigth' (Tipp: gemeint ist wohl 'weight')",
+        'words = "Universität"': "'words' muss eine Liste sein, hier steht ein Text",
+        "'Hochschule (für'": "'Hochschule (für' ist kein gültiger regulärer Ausdruck",
+        "(\\w+\\s?)+Institut": "'(\\w+\\s?)+Institut' wiederholt eine Wiederholung",
     }
     assert len(problems) == len(expected), problems
     for fragment, message in expected.items():
@@ -81,10 +81,10 @@ words = ["Hochschule", "*"]
         load_signals(path)
     problems = [str(problem) for problem in caught.value.problems]
     assert len(problems) == 4, problems
-    for fragment, message in {'"X-Mailer" = 7': "header 'X-Mailer' must be a string",
-                              '"*.ics", 42': "entry 2 must be a string",
-                              '"not a domain"': "'not a domain' is not a domain",
-                              '"Hochschule", "*"': "'*' has no letters"}.items():
+    for fragment, message in {'"X-Mailer" = 7': "'X-Mailer' muss ein Text sein, hier steht eine ganze Zahl",
+                              '"*.ics", 42': "'attachments': Eintrag 2 muss ein Text sein",
+                              '"not a domain"': "'not a domain' ist keine Domain",
+                              '"Hochschule", "*"': "'*' enthält keinen Buchstaben"}.items():
         assert any(p.startswith(f"{path}:{line_of(text, fragment)}: ") and message in p for p in problems)
 
 
@@ -95,9 +95,9 @@ def test_unknown_sections_and_values_get_a_nearest_key_hint(tmp_path):
         load_signals(path)
     problems = [str(problem) for problem in caught.value.problems]
     assert len(problems) == 2, problems
-    assert any(p.startswith(f"{path}:{line_of(text, '[kind.auto_replies]')}: ") and "did you mean 'auto_reply'?" in p
+    assert any(p.startswith(f"{path}:{line_of(text, '[kind.auto_replies]')}: ") and "gemeint ist wohl 'auto_reply'" in p
                for p in problems), problems
-    assert any(p.startswith(f"{path}:{line_of(text, '[treshold]')}: ") and "did you mean 'thresholds'?" in p
+    assert any(p.startswith(f"{path}:{line_of(text, '[treshold]')}: ") and "gemeint ist wohl 'thresholds'" in p
                for p in problems), problems
 
 

@@ -8,9 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailrelay.classify.machine import DETECTORS
+from mailrelay.i18n import tr
 from mailrelay.model import Kind, Level, Sender
-from mailrelay.tomlcheck import Key, Problem, TomlFile
-from mailrelay.wildcards import domains_regex, globs_regex, nested_unbounded_repeat, words_regex
+from mailrelay.tomlcheck import Key, Problem, TomlFile, wrong_type
+from mailrelay.wildcards import (
+    domains_regex,
+    globs_regex,
+    nested_unbounded_repeat,
+    regex_error,
+    words_regex,
+)
 
 _TOP_KEYS = ("thresholds", "where", "text", "free_mail", "language", "kind", "sender", "level", "country")
 _THRESHOLDS = ("kind", "application", "sender", "level", "country", "margin")
@@ -31,13 +38,19 @@ _LISTS = {
 }
 _SCALARS = {"kind": ("weight", "headers", "trusted_headers"), "country": ("weight", "language")}
 _COUNTRY_CODE = re.compile(r"^[A-Z]{2}$")
-# (test, message, hint) for the entries of lists whose entries have a form of their own
+_DOMAIN = re.compile(r"^\.?[a-z0-9*][a-z0-9.*-]*$").match
+_WORD = re.compile(r"\w").search
+# (test, message, hint), each in German and English, for the entries of lists whose entries have a form
+# of their own
 _ENTRY_FORMS = {
-    "words": (re.compile(r"\w").search, "'{}' has no letters: it would match every mail", "write a word"),
-    "subject": (re.compile(r"\w").search, "'{}' has no letters: it would match every subject", "write a word"),
-    "domains": (re.compile(r"^\.?[a-z0-9*][a-z0-9.*-]*$").match, "'{}' is not a domain", "like 'bund.de'"),
-    "free_mail_domains": (re.compile(r"^\.?[a-z0-9*][a-z0-9.*-]*$").match, "'{}' is not a domain", "like 'gmx.de'"),
-    "phone_codes": (re.compile(r"^[1-9]\d{0,2}$").match, "'{}' is not a dialling code", "like \"49\", without +"),
+    "words": (_WORD, ("'{}' enthält keinen Buchstaben und träfe auf jede Mail zu",
+                      "'{}' has no letters: it would match every mail"), ("ein Wort schreiben", "write a word")),
+    "subject": (_WORD, ("'{}' enthält keinen Buchstaben und träfe auf jeden Betreff zu",
+                        "'{}' has no letters: it would match every subject"), ("ein Wort schreiben", "write a word")),
+    "domains": (_DOMAIN, ("'{}' ist keine Domain", "'{}' is not a domain"), ("z. B. 'bund.de'", "like 'bund.de'")),
+    "free_mail_domains": (_DOMAIN, ("'{}' ist keine Domain", "'{}' is not a domain"), ("z. B. 'gmx.de'", "like 'gmx.de'")),
+    "phone_codes": (re.compile(r"^[1-9]\d{0,2}$").match, ("'{}' ist keine Ländervorwahl", "'{}' is not a dialling code"),
+                    ('z. B. "49", ohne +', 'like "49", without +')),
 }
 
 
@@ -131,28 +144,34 @@ def _table(doc: TomlFile, parent: dict, name: str, key: Key) -> dict:
     return doc.get(parent, name, dict, key, default={}) or {}
 
 
-def _check_keys(doc: TomlFile, table: dict, allowed: tuple[str, ...], key: Key) -> None:
-    """Every unknown key is a problem with the nearest valid one as hint; an unknown table on its [header] line."""
-    for name, value in table.items():
-        if name in allowed:
-            continue
+def _check_keys(doc: TomlFile, table: dict, allowed: tuple[str, ...], key: Key) -> int:
+    """Every unknown key is a problem with the nearest valid one as hint; an unknown table on its [header] line.
+    Returns how many there were."""
+    unknown = [name for name in table if name not in allowed]
+    for name in unknown:
         close = difflib.get_close_matches(name, allowed, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(sorted(allowed))}"
-        if isinstance(value, dict):
-            _table_problem(doc, key + (name,), f"unknown table '{'.'.join(key + (name,))}'", hint)
+        if close:
+            doc.misspelt.setdefault((key, close[0]), []).append(name)
+        hint = (tr(f"gemeint ist wohl '{close[0]}'", f"did you mean '{close[0]}'?") if close
+                else tr(f"erlaubt: {', '.join(sorted(allowed))}", f"valid keys: {', '.join(sorted(allowed))}"))
+        if isinstance(table[name], dict):
+            dotted = ".".join(key + (name,))
+            _table_problem(doc, key + (name,), tr(f"unbekannte Tabelle [{dotted}]", f"unknown table [{dotted}]"), hint)
         else:
-            doc.problem(key + (name,), f"unknown key '{name}'", hint)
+            doc.problem(key + (name,), tr(f"unbekannter Schlüssel '{name}'", f"unknown key '{name}'"), hint)
+    return len(unknown)
 
 
 def _table_problem(doc: TomlFile, key: Key, message: str, hint: str = "") -> None:
-    # TomlFile.line_of finds a table's [header] when the path ends with an index: the first such header.
-    doc.problems.append(Problem(str(doc.path), doc.line_of(key + (0,)), message, hint))
+    doc.problem(key, message, hint)
 
 
 def _numbers(doc: TomlFile, section: str, names: tuple[str, ...]) -> dict[str, float]:
     table = doc.get(doc.data, section, dict, (), default=None)
     if table is None:
-        doc.problem((), f"missing table [{section}]", f"it needs {', '.join(names)}")
+        if not doc.meant((), section):  # a misspelt [section] is reported as that
+            doc.problem((), tr(f"die Tabelle [{section}] fehlt", f"missing table [{section}]"),
+                        tr(f"sie braucht {', '.join(names)}", f"it needs {', '.join(names)}"))
         return dict.fromkeys(names, 1.0)
     _check_keys(doc, table, names, (section,))
     return {name: _number(doc, table, name, (section,), default=...) for name in names}
@@ -163,7 +182,9 @@ def _number(doc: TomlFile, table: dict, name: str, key: Key, default: object = 1
     if value is None:
         return 1.0
     if not 0 <= value <= 10:
-        doc.problem(key + (name,), f"'{name}' must be between 0 and 10, not {value}")
+        doc.problem(key + (name,), tr(f"'{name}' muss zwischen 0 und 10 liegen, nicht {value}",
+                                      f"'{name}' must be between 0 and 10, not {value}"),
+                    tr("eine Zahl mit Punkt, z. B. 0.5", "a number with a point, like 0.5"))
     return float(value)
 
 
@@ -175,8 +196,9 @@ def _strings(doc: TomlFile, table: dict, name: str, key: Key) -> list[str]:
         if isinstance(value, str):
             strings.append(value)
         else:
-            _problem_at(doc, key + (name,), repr(value), f"'{name}' entry {index + 1} must be a string, "
-                        f"not {type(value).__name__}")
+            quoted = tr(f'in Anführungszeichen: "{value}"', f'in quotes: "{value}"') if isinstance(value, int) else ""
+            doc.problem(key + (name, index), tr(f"'{name}': Eintrag {index + 1} muss ein Text sein",
+                                                f"'{name}' entry {index + 1} must be a text"), quoted)
     return strings
 
 
@@ -199,12 +221,17 @@ def _regex(doc: TomlFile, text: str, key: Key, flags: int = 0) -> re.Pattern | N
     try:
         pattern = re.compile(text, flags)
     except re.error as error:
-        _problem_at(doc, key, text, f"invalid regular expression {text!r}: {error.msg} at position {error.pos}",
-                    "regular expressions follow Python's re module; write a plain word in 'words' instead")
+        _problem_at(doc, key, text, tr(f"'{text}' ist kein gültiger regulärer Ausdruck: {regex_error(error)}",
+                                       f"invalid regular expression '{text}': {error.msg} at position {error.pos}"),
+                    tr("Schreibweise von Pythons Modul re; für einfache Wörter 'words' verwenden",
+                       "regular expressions follow Python's re module; write a plain word in 'words' instead"))
         return None
     if nested_unbounded_repeat(text):
-        _problem_at(doc, key, text, f"regular expression {text!r} repeats a repeat (like '(a+)+'), "
-                    "which can take hours on some mails", "drop the inner or the outer repetition")
+        _problem_at(doc, key, text, tr(f"der reguläre Ausdruck '{text}' wiederholt eine Wiederholung (wie '(a+)+') "
+                                       "und kann bei manchen Mails stundenlang rechnen",
+                                       f"regular expression '{text}' repeats a repeat (like '(a+)+'), "
+                                       "which can take hours on some mails"),
+                    tr("die innere oder die äußere Wiederholung weglassen", "drop the inner or the outer repetition"))
         return None
     return pattern
 
@@ -230,7 +257,8 @@ def _field_groups(doc: TomlFile, field: str, languages: set[str]) -> list[Group]
     if field == "country":
         for code in section:
             if not _COUNTRY_CODE.match(code):
-                _table_problem(doc, (field, code), f"'{code}' is not a country code", "two capital letters, like DE")
+                _table_problem(doc, (field, code), tr(f"'{code}' ist kein Ländercode", f"'{code}' is not a country code"),
+                               tr("zwei Großbuchstaben, z. B. DE", "two capital letters, like DE"))
     else:
         _check_keys(doc, section, _VALUES[field], (field,))
     groups: list[Group] = []
@@ -238,7 +266,8 @@ def _field_groups(doc: TomlFile, field: str, languages: set[str]) -> list[Group]
         if isinstance(table, dict):
             groups += _value_groups(doc, field, value, table, languages)
         else:
-            doc.problem((field, value), f"'{field}.{value}' must be a table", f"write it as [{field}.{value}]")
+            doc.problem((field, value), tr(f"'{field}.{value}' muss eine Tabelle sein", f"'{field}.{value}' must be a table"),
+                        tr(f"als Überschrift: [{field}.{value}]", f"write it as [{field}.{value}]"))
     return groups
 
 
@@ -255,12 +284,15 @@ def _value_groups(doc: TomlFile, field: str, value: str, table: dict, languages:
 
 def _group(doc: TomlFile, field: str, value: str, table: dict, key: Key, languages: set[str]) -> Group | None:
     allowed = _LISTS[field] + _SCALARS.get(field, ("weight",))
-    _check_keys(doc, table, allowed, key)
+    unknown = _check_keys(doc, table, allowed, key)
     lists = [name for name in _LISTS[field] if name in table] + [
         n for n in ("headers", "trusted_headers", "language") if n in table]
     if not lists:
-        _table_problem(doc, key, f"[{'.'.join(key)}] has nothing to look for",
-                       f"give it one of: {', '.join(_LISTS[field])}")
+        if not unknown:  # a misspelt list is reported as that
+            _table_problem(doc, key, tr(f"[{'.'.join(key)}] hat nichts, wonach gesucht wird",
+                                        f"[{'.'.join(key)}] has nothing to look for"),
+                           tr(f"eine dieser Listen angeben: {', '.join(_LISTS[field])}",
+                              f"give it one of: {', '.join(_LISTS[field])}"))
         return None
     return Group(field=field, value=value, name=".".join(key), weight=_number(doc, table, "weight", key),
                  **_group_lists(doc, table, key), **_group_extras(doc, field, table, key, languages))
@@ -285,8 +317,10 @@ def _detectors(doc: TomlFile, table: dict, key: Key) -> tuple[str, ...]:
     for name in names:
         if name not in DETECTORS:
             close = difflib.get_close_matches(name, DETECTORS, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(sorted(DETECTORS))}"
-            _problem_at(doc, key + ("detectors",), name, f"unknown detector '{name}'", hint)
+            hint = (tr(f"gemeint ist wohl '{close[0]}'", f"did you mean '{close[0]}'?") if close
+                    else tr(f"bekannt: {', '.join(sorted(DETECTORS))}", f"known: {', '.join(sorted(DETECTORS))}"))
+            _problem_at(doc, key + ("detectors",), name, tr(f"unbekannter Detektor '{name}'", f"unknown detector '{name}'"),
+                        hint)
     return tuple(name for name in names if name in DETECTORS)
 
 
@@ -298,7 +332,7 @@ def _entries(doc: TomlFile, table: dict, name: str, key: Key, form: str = "") ->
         if valid(entry.strip().lower()):
             good.append(entry)
         else:
-            _problem_at(doc, key + (name,), entry, message.format(entry), hint)
+            _problem_at(doc, key + (name,), entry, tr(*message).format(entry), tr(*hint))
     return good
 
 
@@ -308,8 +342,10 @@ def _group_extras(doc: TomlFile, field: str, table: dict, key: Key, languages: s
                     "phone_codes": tuple(_entries(doc, table, "phone_codes", key))}
     language = doc.get(table, "language", str, key, default=None)
     if language is not None and language not in languages:
-        doc.problem(key + ("language",), f"unknown language '{language}'",
-                    f"define its words under [language] first; known: {', '.join(sorted(languages))}")
+        known = ", ".join(sorted(languages))
+        doc.problem(key + ("language",), tr(f"unbekannte Sprache '{language}'", f"unknown language '{language}'"),
+                    tr(f"erst ihre Wörter unter [language] angeben; bekannt: {known}",
+                       f"define its words under [language] first; known: {known}"))
     extras["language"] = language
     return extras
 
@@ -320,8 +356,9 @@ def _headers(doc: TomlFile, table: dict, key: Key, section: str) -> tuple[tuple[
     tests = []
     for name, text in headers.items():
         if not isinstance(text, str):
-            doc.problem(key + (section, name), f"the test for header '{name}' must be a string, "
-                        f"not {type(text).__name__}", "a regular expression, or \"\" for: the header is present")
+            doc.problem(key + (section, name), wrong_type(name, text, str),
+                        tr('ein regulärer Ausdruck in Anführungszeichen, oder "" für: die Kopfzeile ist vorhanden',
+                           'a regular expression in quotes, or "" for: the header is present'))
             continue
         pattern = _regex(doc, text, key + (section, name), re.IGNORECASE)
         if pattern is not None:
