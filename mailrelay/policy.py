@@ -7,12 +7,12 @@ from pathlib import Path
 
 import jinja2
 
-from mailrelay.config import Settings
-from mailrelay.render import TEMPLATE_NAMES, Templates, load_templates
-from mailrelay.rules import Rules, load_rules
 from mailrelay.classify.reference import Reference, load_reference
 from mailrelay.classify.signals import Signals, load_signals
-from mailrelay.templatecheck import trial_render
+from mailrelay.config import Settings
+from mailrelay.render import Templates, load_templates
+from mailrelay.rules import Rules, load_rules
+from mailrelay.templatecheck import compile_problem, trial_render
 from mailrelay.tomlcheck import ConfigError, Problem
 
 
@@ -56,10 +56,8 @@ def _templates(directory: Path) -> Templates:
     """Compile the templates and render them once with sample values."""
     try:
         templates = load_templates(directory)
-    except jinja2.TemplateSyntaxError as error:
-        raise ConfigError([Problem(error.filename or str(directory), error.lineno, f"template: {error.message}")])
-    except jinja2.TemplateNotFound as error:
-        raise ConfigError([Problem(str(directory / error.name), 0, "template file is missing")])
+    except (jinja2.TemplateSyntaxError, jinja2.TemplateNotFound) as error:
+        raise ConfigError([compile_problem(error, directory)]) from None
     problems = trial_render(templates, directory)
     if problems:
         raise ConfigError(problems)
