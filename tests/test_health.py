@@ -150,11 +150,14 @@ def test_no_password_in_any_output_after_an_auth_failure_and_an_exception(tmp_pa
 
 
 def test_a_password_file_others_can_read_is_warned_about(tmp_path, dovecot, imap_user, smtp_sink, capsys):
+    """`check` warns of a password file its group or anyone can read (in German; English with --lang en)."""
     config = write_config(tmp_path, dovecot, imap_user, smtp_sink)
     secret = tmp_path / "imap.secret"
     secret.chmod(0o600)
     assert main(["--config", str(config), "check"]) == 0
-    assert "can be read by others" not in capsys.readouterr().err
+    assert "imap.secret" not in capsys.readouterr().err
     secret.chmod(0o644)
     assert main(["--config", str(config), "check"]) == 0
+    assert "imap.secret können auch andere lesen (Modus 644)" in capsys.readouterr().err
+    assert main(["--lang", "en", "--config", str(config), "check"]) == 0
     assert "imap.secret can be read by others (mode 644)" in capsys.readouterr().err
