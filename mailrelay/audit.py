@@ -10,11 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Callable, Iterator
 
+from mailrelay.i18n import tr
 from mailrelay.store import GENESIS, event_hash
 
-_PROBLEMS = {
-    "altered": "its contents were altered, or the record before it was altered and its hash recomputed",
-    "unhashed": "it has no hash: it was written outside the relay",
+_PROBLEMS = {  # (German, English): said in the language in force when a break is described
+    "altered": ("sein Inhalt wurde verändert, oder der Eintrag davor wurde verändert und sein Prüfwert neu berechnet",
+                "its contents were altered, or the record before it was altered and its hash recomputed"),
+    "unhashed": ("er hat keinen Prüfwert: er wurde außerhalb des Relays geschrieben",
+                 "it has no hash: it was written outside the relay"),
 }
 LIST_COLUMNS = ("id", "first_seen", "state", "kind", "route", "from_address", "subject", "message_id")
 EXPORT_COLUMNS = ("id", "at", "mail_id", "message_id", "from_address", "subject", "event", "detail", "hash")
@@ -61,7 +64,8 @@ class Break:
 
     def describe(self) -> str:
         if self.problem in _PROBLEMS:
-            return f"audit trail broken at record {self.first} ({self.at}, {self.event}): {_PROBLEMS[self.problem]}"
+            what = tr(*_PROBLEMS[self.problem])
+            return f"audit trail broken at record {self.first} ({self.at}, {self.event}): {what}"
         span = f"record {self.first}" if self.first == self.last else f"records {self.first}-{self.last}"
         newest = " (the newest)" if self.problem == "truncated" else ""
         verb = "is" if self.first == self.last else "are"

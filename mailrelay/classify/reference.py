@@ -9,6 +9,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mailrelay.i18n import tr
 from mailrelay.model import Level, Sender
 from mailrelay.tomlcheck import Problem, TomlFile
 
@@ -227,12 +228,16 @@ def _additions(doc: TomlFile) -> Additions:
     lists = {name: _domain_list(doc, name) for name in _TOP_KEYS[:4]}
     for listed, removed in (("free_mail", "not_free_mail"), ("disposable", "not_disposable")):
         for domain in sorted(lists[listed] & lists[removed]):
-            _problem(doc, _item_line(doc, removed, domain), f"'{domain}' steht in {listed} und in {removed}")
+            _problem(doc, _item_line(doc, removed, domain), tr(f"'{domain}' steht in {listed} und in {removed}",
+                                                               f"'{domain}' is in {listed} and in {removed}"),
+                     tr("aus einer der beiden Listen streichen", "remove it from one of the lists"))
     bodies = _entries(doc, "public_bodies", _BODY_KEYS)
     research = _entries(doc, "research", _RESEARCH_KEYS)
     for domain in sorted(bodies.keys() & research.keys()):
         _problem(doc, _entry_line(doc, "research", domain),
-                 f"'{domain}' steht unter [public_bodies] und unter [research]", "eine Domain, ein Eintrag")
+                 tr(f"'{domain}' steht unter [public_bodies] und unter [research]",
+                    f"'{domain}' is under [public_bodies] and under [research]"),
+                 tr("eine Domain, ein Eintrag", "one domain, one entry"))
     return Additions({**bodies, **research}, lists["free_mail"], lists["disposable"], lists["not_free_mail"],
                      lists["not_disposable"])
 
@@ -240,7 +245,8 @@ def _additions(doc: TomlFile) -> Additions:
 def _domain_list(doc: TomlFile, name: str) -> frozenset[str]:
     values = doc.data.get(name, [])
     if not isinstance(values, list):
-        _problem(doc, doc.line_of((name,)), f"'{name}' muss eine Liste sein", f'{name} = ["beispiel.de"]')
+        _problem(doc, doc.line_of((name,)), tr(f"'{name}' muss eine Liste sein", f"'{name}' must be a list"),
+                 tr(f'{name} = ["beispiel.de"]', f'{name} = ["example.de"]'))
         return frozenset()
     domains = set()
     for value in values:
@@ -253,13 +259,14 @@ def _domain_list(doc: TomlFile, name: str) -> frozenset[str]:
 def _entries(doc: TomlFile, table: str, allowed: tuple[str, ...]) -> dict[str, Organisation]:
     section = doc.data.get(table, {})
     if not isinstance(section, dict):
-        _problem(doc, doc.line_of((table,)), f"'{table}' muss eine Tabelle sein", f"schreiben Sie [{table}]")
+        _problem(doc, doc.line_of((table,)), tr(f"'{table}' muss eine Tabelle sein", f"'{table}' must be a table"),
+                 tr(f"schreiben Sie [{table}]", f"write [{table}]"))
         return {}
     found = {}
     for key, entry in section.items():
         line = _entry_line(doc, table, key)
         if not isinstance(entry, dict):
-            _problem(doc, line, f"der Eintrag zu '{key}' muss eine Tabelle sein",
+            _problem(doc, line, tr(f"der Eintrag zu '{key}' muss eine Tabelle sein", f"the entry for '{key}' must be a table"),
                      f'"{key}" = {{ name = "...", ... }}')
         elif domain := _domain(doc, key, lambda: line):
             _unknown_keys(doc, entry, allowed, lambda name: line)
@@ -274,19 +281,24 @@ def _organisation(doc: TomlFile, entry: dict, table: str, line: int) -> Organisa
     name, level, region, country = (entry.get(key) for key in ("name", "level", "region", "country"))
     problems = len(doc.problems)
     if not isinstance(name, str) or not name.strip():
-        _problem(doc, line, "der Name fehlt", 'name = "Stadt Beispiel"')
+        _problem(doc, line, tr("der Name fehlt", "the name is missing"), 'name = "Stadt Beispiel"')
     if table == "public_bodies" and level not in _LEVELS:
-        message = f"Stufe '{level}' ist unbekannt" if level is not None else "die Stufe (level) fehlt"
-        _problem(doc, line, f"{message} (erlaubt: {', '.join(_LEVELS)})")
+        message = (tr(f"Stufe '{level}' ist unbekannt", f"unknown level '{level}'") if level is not None
+                   else tr("die Stufe (level) fehlt", "the level is missing"))
+        _problem(doc, line, f"{message} ({tr('erlaubt', 'allowed')}: {', '.join(_LEVELS)})")
     region_ok = isinstance(region, str) and bool(_REGION.match(region))
     if region is not None and not region_ok:
-        _problem(doc, line, f"Region '{region}' ist kein ISO-3166-2-Code", "zum Beispiel DE-BY, AT-9, CH-ZH")
+        _problem(doc, line, tr(f"Region '{region}' ist kein ISO-3166-2-Code", f"region '{region}' is not an ISO 3166-2 code"),
+                 tr("zum Beispiel DE-BY, AT-9, CH-ZH", "like DE-BY, AT-9, CH-ZH"))
     if country is not None and not (isinstance(country, str) and _COUNTRY.match(country)):
-        _problem(doc, line, f"Land '{country}' ist kein Ländercode", "zwei Großbuchstaben, zum Beispiel DE, AT, CH")
+        _problem(doc, line, tr(f"Land '{country}' ist kein Ländercode", f"country '{country}' is not a country code"),
+                 tr("zwei Großbuchstaben, zum Beispiel DE, AT, CH", "two capital letters, like DE, AT, CH"))
     elif country is None and region is None:
-        _problem(doc, line, "das Land fehlt", 'country = "DE" oder region = "DE-BY" angeben')
+        _problem(doc, line, tr("das Land fehlt", "the country is missing"),
+                 tr('country = "DE" oder region = "DE-BY" angeben', 'give country = "DE" or region = "DE-BY"'))
     elif country and region_ok and not region.startswith(f"{country}-"):
-        _problem(doc, line, f"Region '{region}' liegt nicht im Land '{country}'")
+        _problem(doc, line, tr(f"Region '{region}' liegt nicht im Land '{country}'",
+                               f"region '{region}' is not in country '{country}'"))
     country = country or (region[:2] if region_ok else None)
     if len(doc.problems) > problems:
         return None
@@ -297,7 +309,8 @@ def _organisation(doc: TomlFile, entry: dict, table: str, line: int) -> Organisa
 def _domain(doc: TomlFile, value, line) -> str | None:
     domain = normalise_host(value) if isinstance(value, str) else ""
     if not _HOST.match(domain) or "." not in domain:
-        _problem(doc, line(), f"'{value}' ist kein Domainname", 'zum Beispiel "stadt-beispiel.de"')
+        _problem(doc, line(), tr(f"'{value}' ist kein Domainname", f"'{value}' is not a domain name"),
+                 tr('zum Beispiel "stadt-beispiel.de"', 'like "stadt-beispiel.de"'))
         return None
     return domain
 
@@ -306,8 +319,9 @@ def _unknown_keys(doc: TomlFile, table: dict, allowed: tuple[str, ...], line) ->
     for name in table:
         if name not in allowed:
             close = difflib.get_close_matches(name, allowed, n=1)
-            hint = f"gemeint ist wohl '{close[0]}'" if close else f"erlaubt: {', '.join(allowed)}"
-            _problem(doc, line(name), f"unbekannter Schlüssel '{name}'", hint)
+            hint = (tr(f"gemeint ist wohl '{close[0]}'", f"did you mean '{close[0]}'?") if close
+                    else tr(f"erlaubt: {', '.join(allowed)}", f"allowed: {', '.join(allowed)}"))
+            _problem(doc, line(name), tr(f"unbekannter Schlüssel '{name}'", f"unknown key '{name}'"), hint)
 
 
 def _problem(doc: TomlFile, line: int, message: str, hint: str = "") -> None:
