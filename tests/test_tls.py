@@ -109,7 +109,7 @@ def test_imap_bad_certificate_fails_the_poll_before_login(tmp_path, certificates
         code = once(_imap_config(tmp_path, server, host, security, tls_material.ca_file, smtp_sink))
     output = capsys.readouterr()
     assert code == 1
-    assert "the poll could not run" in output.err and "CERTIFICATE_VERIFY_FAILED" in output.err
+    assert "die Abfrage konnte nicht laufen" in output.err and "CERTIFICATE_VERIFY_FAILED" in output.err
     assert reason in output.err, output.err
     _assert_handshake_broken_off(server, security)
     _assert_no_password_reached(server, output.out, output.err)
@@ -123,7 +123,7 @@ def test_imap_stripped_starttls_fails_the_poll_before_login(tmp_path, tls_materi
         code = once(_imap_config(tmp_path, server, "127.0.0.1", "starttls", tls_material.ca_file, smtp_sink))
     output = capsys.readouterr()
     assert code == 1
-    assert "the poll could not run" in output.err and "STARTTLS" in output.err, output.err
+    assert "die Abfrage konnte nicht laufen" in output.err and "STARTTLS" in output.err, output.err
     if stripped == "refused":
         assert "STARTTLS" in server.commands and "BAD" in output.err
     _assert_no_password_reached(server, output.out, output.err)

@@ -74,6 +74,7 @@ def _table(mails: list[dict], workdir: Path) -> str:
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
+    folders = ", ".join(sorted(path.name for path in (workdir / "inbox").iterdir() if path.name.startswith(".")))
     lines += ["", f"Forwards written to {workdir / 'outbox'}; audit trail in {workdir / 'state.sqlite'};",
-              f"the inbox was emptied into {workdir / 'inbox'}/.Processed, .Ignored and .Quarantine."]
+              f"the inbox was emptied into {folders} under {workdir / 'inbox'}."]
     return "\n".join(lines)
