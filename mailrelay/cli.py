@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
                       stream=sys.stderr if quiet else sys.stdout)
     try:
         return arguments.handler(arguments)
-    except BaseException as error:  # every command's errors end here: one line for people
+    except (Exception, KeyboardInterrupt, SystemExit) as error:  # one line for people; other BaseExceptions pass
         from mailrelay.errors import exit_code_of
 
         code = exit_code_of(error, arguments.command, arguments.config, quiet)
