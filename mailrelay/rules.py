@@ -87,7 +87,7 @@ def load_rules(path: Path) -> Rules:
         doc.problem(("alert_desk",), _undeclared(alert_desk), _declared(alert_desk, sorted(desks)))
     _check_names_unique(doc, rules)
     acknowledgements = _acknowledgements(doc)
-    reached_otherwise = {review.desk} if review else set()
+    reached_otherwise = {review.desk} if review else _meant_review_desk(doc)
     check_reachability(doc, rules, default, desks, reached_otherwise | {alert_desk}, refused)
     doc.raise_if_problems()
     version = hashlib.sha256(doc.text.encode("utf-8")).hexdigest()[:12]
@@ -117,6 +117,13 @@ def _review(doc: TomlFile, desks: Mapping[str, Desk]) -> Review | None:
     if desk not in desks and desk not in _meant_desks(doc):
         doc.problem(("review_desk",), _undeclared(desk), _declared(desk, sorted(desks)))
     return Review(float(below), desk)
+
+
+def _meant_review_desk(doc: TomlFile) -> set[str]:
+    """The review desk of a review whose threshold has a problem of its own: it is meant to be reached."""
+    if "review_below_confidence" in doc.data or doc.meant((), "review_below_confidence"):
+        return {doc.data.get("review_desk", "editors")}
+    return set()
 
 
 def _desks(doc: TomlFile) -> dict[str, Desk]:

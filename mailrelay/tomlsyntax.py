@@ -17,9 +17,11 @@ def syntax_problem(text: str, error: tomllib.TOMLDecodeError) -> tuple[int, str,
     """(line, message, hint) for a syntax error tomllib raised on `text`."""
     english = _WHERE.sub("", str(error))
     where = _WHERE.search(str(error))
-    line = int(where[1]) if where and where[1] else (_unclosed_line(text) or text.count("\n") + 1)
+    unclosed = None if where and where[1] else _unclosed(text)
+    line = int(where[1]) if where and where[1] else (unclosed[0] if unclosed else text.count("\n") + 1)
     written = text.splitlines()[line - 1] if 0 < line <= len(text.splitlines()) else ""
-    german, hint = _words(english, written)
+    # At the end of the file tomllib names what it missed last; what is still open says more.
+    german, hint = _words(_OPENED.get(unclosed[1], english) if unclosed else english, written)
     return line, tr(f"TOML-Syntaxfehler: {german}", f"TOML syntax error: {english}"), hint
 
 
@@ -91,15 +93,19 @@ _MESSAGES = (
 )
 
 
-def _unclosed_line(text: str) -> int | None:
-    """The line where the list, table or multi-line text opens that is still open at the end."""
-    stack: list[int] = []
+_OPENED = {"[": "Unclosed array", "{": "Unclosed inline table", '"""': "Unterminated string",
+           "'''": "Unterminated string"}
+
+
+def _unclosed(text: str) -> tuple[int, str] | None:
+    """The line where the list, table or multi-line text opens that is still open at the end, and its opener."""
+    stack: list[tuple[int, str]] = []
     for match in _OPENERS.finditer(text):
         token = match.group()
         if token in ('"""', "'''"):  # a multi-line text that never ends
-            return text.count("\n", 0, match.start()) + 1
+            return text.count("\n", 0, match.start()) + 1, token
         if token in ("[", "{"):
-            stack.append(match.start())
+            stack.append((match.start(), token))
         elif token in ("]", "}") and stack:
             stack.pop()
-    return text.count("\n", 0, stack[0]) + 1 if stack else None
+    return (text.count("\n", 0, stack[0][0]) + 1, stack[0][1]) if stack else None
