@@ -65,11 +65,15 @@ class Break:
     def describe(self) -> str:
         if self.problem in _PROBLEMS:
             what = tr(*_PROBLEMS[self.problem])
-            return f"audit trail broken at record {self.first} ({self.at}, {self.event}): {what}"
-        span = f"record {self.first}" if self.first == self.last else f"records {self.first}-{self.last}"
-        newest = " (the newest)" if self.problem == "truncated" else ""
-        verb = "is" if self.first == self.last else "are"
-        return f"audit trail broken: {span}{newest} {verb} missing"
+            return tr(f"Prüfkette unterbrochen bei Eintrag {self.first} ({self.at}, {self.event}): {what}",
+                      f"audit trail broken at record {self.first} ({self.at}, {self.event}): {what}")
+        one = self.first == self.last
+        newest = tr(" (der neueste)", " (the newest)") if self.problem == "truncated" else ""
+        if one:
+            return tr(f"Prüfkette unterbrochen: Eintrag {self.first}{newest} fehlt",
+                      f"audit trail broken: record {self.first}{newest} is missing")
+        return tr(f"Prüfkette unterbrochen: Einträge {self.first}-{self.last}{newest} fehlen",
+                  f"audit trail broken: records {self.first}-{self.last}{newest} are missing")
 
 
 @dataclass(frozen=True)
@@ -86,9 +90,11 @@ class Verdict:
 
     def describe(self) -> str:
         if self.intact:
-            return f"audit trail intact: {self.records} records, head {self.head[:16]}"
-        further = [f"  also: {item.describe()}" for item in self.breaks[1:]]
-        return "\n".join([self.breaks[0].describe(), *further, f"({self.records} records checked)"])
+            return tr(f"Prüfkette unversehrt: {self.records} Einträge, zuletzt {self.head[:16]}",
+                      f"audit trail intact: {self.records} records, head {self.head[:16]}")
+        further = [f"  {tr('außerdem', 'also')}: {item.describe()}" for item in self.breaks[1:]]
+        checked = tr(f"({self.records} Einträge geprüft)", f"({self.records} records checked)")
+        return "\n".join([self.breaks[0].describe(), *further, checked])
 
     def as_dict(self) -> dict:
         return {"intact": self.intact, "records": self.records, "head": self.head,

@@ -180,7 +180,9 @@ def _open(config: Path):
 
 def _check(arguments) -> int:
     """Every problem of the main file and of the editors' files, in one run."""
-    from mailrelay.config import editor_paths, exposed_secrets, load_settings
+    from mailrelay.config import check_secrets, editor_paths, exposed_secrets, load_settings
+    from mailrelay.i18n import tr
+    from mailrelay.metrics import listen_address
     from mailrelay.policy import load_policy_files
     from mailrelay.tomlcheck import ConfigError
 
@@ -190,8 +192,13 @@ def _check(arguments) -> int:
     except ConfigError as error:
         problems += error.problems
     else:
+        problems += check_secrets(settings)
         for warning in exposed_secrets(settings):
-            print(f"warning: {warning}", file=sys.stderr)
+            print(f"{tr('Warnung', 'warning')}: {warning}", file=sys.stderr)
+    try:
+        listen_address(arguments.config)
+    except ConfigError as error:
+        problems += error.problems
     paths = editor_paths(arguments.config)
     try:
         policy = load_policy_files(*paths) if paths else None
@@ -199,8 +206,9 @@ def _check(arguments) -> int:
         problems += error.problems
     if problems:
         raise ConfigError(problems)
-    print(f"{arguments.config}: OK (rules version {policy.version}, {len(policy.rules.rules)} rules, "
-          f"{len(policy.rules.desks)} desks)")
+    rules, desks = len(policy.rules.rules), len(policy.rules.desks)
+    print(tr(f"{arguments.config}: in Ordnung (Regelversion {policy.version}, {rules} Regeln, {desks} Referate)",
+             f"{arguments.config}: OK (rules version {policy.version}, {rules} rules, {desks} desks)"))
     return EXIT_OK
 
 

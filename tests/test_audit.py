@@ -84,8 +84,8 @@ def trail(tmp_path: Path) -> Trail:
     return Trail(config, state, application, bounce, inquiry, same)
 
 
-def _audit(trail: Trail, *arguments: str) -> int:
-    return main(["--config", str(trail.config), "audit", *arguments])
+def _audit(trail: Trail, *arguments: str, lang: str = "en") -> int:
+    return main(["--lang", lang, "--config", str(trail.config), "audit", *arguments])
 
 
 def _events(trail: Trail) -> list[sqlite3.Row]:
@@ -102,6 +102,14 @@ def _tamper(trail: Trail, statement: str, arguments: tuple = ()) -> None:
 
 def _decided_id(trail: Trail, mail_id: int) -> int:
     return next(row["id"] for row in _events(trail) if row["mail_id"] == mail_id and row["event"] == "mail.decided")
+
+
+def test_verify_speaks_german_by_default(trail, capsys):
+    """Without --lang the verdict on an altered record is German, with the record's number."""
+    altered = _decided_id(trail, trail.application)
+    _tamper(trail, "UPDATE events SET detail = '{}' WHERE id = ?", (altered,))
+    assert _audit(trail, "verify", lang="de") == 1
+    assert capsys.readouterr().out.startswith(f"Prüfkette unterbrochen bei Eintrag {altered} (")
 
 
 def test_verify_passes_on_an_untouched_trail(trail, capsys):

@@ -100,7 +100,7 @@ def test_check_accepts_the_shipped_config_and_names_problems(tmp_path):
     result = _mailrelay("--config", str(config), "check", cwd=tmp_path)
     assert result.returncode == 2
     line = next(n for n, text in enumerate(broken.read_text().splitlines(), 1) if "desk-publik" in text)
-    assert f"{broken}:{line}: 'desk-publik' is not a declared desk" in result.stderr
+    assert f"{broken}:{line}: 'desk-publik' ist kein deklariertes Referat" in result.stderr
 
 
 def test_help_lists_the_commands(tmp_path):
@@ -128,6 +128,6 @@ def test_check_reports_problems_of_every_file_in_one_run(tmp_path):
     result = _mailrelay("--config", str(config), "check", cwd=tmp_path)
     assert result.returncode == 2
     assert f"{config}:" in result.stderr
-    assert "unknown key 'batchsize' (hint: did you mean 'batch_size'?)" in result.stderr
-    assert f"{rules}:" in result.stderr and "'desk-expert' is not a declared desk" in result.stderr
-    assert f"{template}:" in result.stderr and "'applicant' is undefined" in result.stderr
+    assert "unbekannter Schlüssel 'batchsize' (Tipp: gemeint ist wohl 'batch_size')" in result.stderr
+    assert f"{rules}:" in result.stderr and "'desk-expert' ist kein deklariertes Referat" in result.stderr
+    assert f"{template}:" in result.stderr and "'applicant' gibt es im Betreff nicht" in result.stderr
