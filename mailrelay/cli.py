@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("run", help="run as a service: poll on a schedule").set_defaults(handler=_run)
     commands.add_parser("check", help="validate config, rules and templates").set_defaults(handler=_check)
     from mailrelay.editorcli import add_editor_commands
-    from mailrelay.queuecli import add_queue_commands
+    from mailrelay.queues.cli import add_queue_commands
 
     add_editor_commands(commands)
     add_queue_commands(commands)

@@ -265,7 +265,7 @@ def _endpoint(doc: TomlFile, table: dict, section: str) -> Endpoint:
         doc.problem(key + ("security",), tr(f"security muss {', '.join(SECURITY_MODES)} sein, nicht '{security}'",
                                             f"security must be one of {', '.join(SECURITY_MODES)}, not '{security}'"))
         security = "tls"
-    if security == "plain" and host and not _is_loopback(host):
+    if security == "plain" and host and not is_loopback(host):
         doc.problem(key + ("security",), tr("unverschlüsselt (plain) nur zu einer Loopback-Adresse",
                                             "plain (unencrypted) connections are only allowed to a loopback address"),
                     tr("tls oder starttls verwenden", "use tls or starttls"))
@@ -303,7 +303,7 @@ def _secret(doc: TomlFile, table: dict, key: Key) -> Secret:
     return Secret(file=_relative(doc.path.parent, file_name))
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:

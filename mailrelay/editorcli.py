@@ -5,7 +5,6 @@ of labels.jsonl, a --since not understood, replay before the relay has handled a
 given a file that is no mail. A configuration that is not usable ends with 2 in cli.main."""
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import sys

@@ -3,7 +3,6 @@ prometheus_client. One registry per service, no global state; the gauges are set
 after each poll, in the poll's thread, so a scrape never touches the state file."""
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import start_http_server
 
+from mailrelay.config import is_loopback
 from mailrelay.health import Facts
 from mailrelay.i18n import tr
 from mailrelay.errors import CommandError
@@ -51,20 +51,11 @@ def _parse_listen(doc: TomlFile, text: str) -> Listen | None:
     if not port.isdigit() or not 0 < int(port) < 65536 or not host:
         doc.problem(("metrics", "listen"), tr(f"'{text}' ist keine Adresse mit Port", f"'{text}' is not an address with a port"), hint)
         return None
-    if not _is_loopback(host):
+    if not is_loopback(host):
         doc.problem(("metrics", "listen"), tr(f"die Metriken nur auf einer Loopback-Adresse anbieten, nicht auf {host}",
                                               f"metrics are served on a loopback address only, not on {host}"), hint)
         return None
     return Listen(host, int(port))
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Metrics:

@@ -15,8 +15,8 @@ from mailrelay.parse import parse
 from mailrelay.pipeline import Identity, decide
 from mailrelay import health, outage
 from mailrelay.brake import LAST_FULL_POLL, FloodBrake
-from mailrelay.queues import is_review
-from mailrelay.queuework import QueueWork
+from mailrelay.queues.core import is_review
+from mailrelay.queues.work import QueueWork
 from mailrelay.render import render_alert
 from mailrelay.policy import Policy
 from mailrelay.sources.base import Archived, Inbox, MailError, MailSource, SourceError

@@ -83,7 +83,7 @@ def test_relay_state_machine(machine_environment):
             template = PERSON[which] if person else MACHINE[which % 2]
             self.number += 1
             message_id = f"<m{self.number}-{uuid.uuid4().hex[:8]}@example.org>"
-            data = template.replace(b"Message-ID: <demo-", f"X-Old-Id: <demo-".encode(), 1)
+            data = template.replace(b"Message-ID: <demo-", "X-Old-Id: <demo-".encode(), 1)
             data = f"Message-ID: {message_id}\r\n".encode() + data
             dovecot.append(self.user, "INBOX", data)
             (self.person_ids if person else self.machine_ids).add(message_id)

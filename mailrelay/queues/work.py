@@ -13,7 +13,7 @@ from mailrelay.model import Action, Decision, Inbound, Processed, RawMail
 from mailrelay.parse import parse
 from mailrelay.pipeline import Identity, decide
 from mailrelay.policy import Policy
-from mailrelay.queues import RELEASE_RULE, QueueError, Request, is_review, judge_again, kept_bytes
+from mailrelay.queues.core import RELEASE_RULE, QueueError, Request, is_review, judge_again, kept_bytes
 from mailrelay.render import render
 from mailrelay.sources.base import Archived, Inbox, MailError, SourceError
 from mailrelay.store import MailRecord, Store

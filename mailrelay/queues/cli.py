@@ -46,12 +46,12 @@ def add_queue_commands(commands) -> None:
 def _run(arguments: argparse.Namespace) -> int:
     """Open the state the config names and do the command; an expected mistake is one line on stderr."""
     from mailrelay.config import load_settings
-    from mailrelay.queues import QueueError
+    from mailrelay.queues.core import QueueError
 
     settings = load_settings(arguments.config)
     try:
         if not settings.state_path.exists():
-            raise QueueError(tr(f"keine Zustandsdatei unter {settings.state_path}: der Relay ist hier noch nie"
+            raise QueueError(tr(f"keine Zustandsdatei unter {settings.state_path}: das Relay ist hier noch nie"
                                 " gelaufen", f"no state file at {settings.state_path}: the relay has never run here"))
         return _COMMANDS[arguments.queue_command](arguments, settings)
     except QueueError as error:
@@ -66,7 +66,7 @@ def _run(arguments: argparse.Namespace) -> int:
 
 
 def _list(arguments: argparse.Namespace, settings) -> int:
-    from mailrelay.queues import entry
+    from mailrelay.queues.core import entry
 
     with _store(settings, read_only=True) as store:
         mails = [entry(record) for record in store.queue(arguments.queue)]
@@ -75,7 +75,7 @@ def _list(arguments: argparse.Namespace, settings) -> int:
 
 
 def _show(arguments: argparse.Namespace, settings) -> int:
-    from mailrelay.queueview import describe, look
+    from mailrelay.queues.view import describe, look
 
     with _store(settings, read_only=True) as store:
         found = look(store, settings, _mail_id(arguments.id), arguments.queue)
@@ -86,7 +86,7 @@ def _show(arguments: argparse.Namespace, settings) -> int:
 def _release(arguments: argparse.Namespace, settings) -> int:
     from mailrelay.pipeline import Identity
     from mailrelay.policy import load_policy
-    from mailrelay.queues import default_editor, request_release
+    from mailrelay.queues.core import default_editor, request_release
 
     policy = load_policy(settings)
     with _store(settings) as store:
@@ -100,7 +100,7 @@ def _release(arguments: argparse.Namespace, settings) -> int:
 
 
 def _drop(arguments: argparse.Namespace, settings) -> int:
-    from mailrelay.queues import DONE, default_editor, request_drop
+    from mailrelay.queues.core import DONE, default_editor, request_drop
 
     with _store(settings) as store:
         record = request_drop(store, arguments.queue, _mail_id(arguments.id), arguments.reason or DONE,
@@ -141,7 +141,7 @@ def _table(queue: str, mails: list[dict]) -> str:
 
 
 def _mail_id(text: str) -> int:
-    from mailrelay.queues import QueueError
+    from mailrelay.queues.core import QueueError
 
     if not text.strip().lstrip("#").isdigit():
         raise QueueError(tr(f"{text!r} ist keine Mailnummer (list zeigt sie in der ersten Spalte)",
