@@ -8,7 +8,7 @@ from mailrelay.policy import Policy, load_policy
 from mailrelay.runner import Limits, Relay
 from mailrelay.sources.imap import ImapSource
 from mailrelay.sources.maildir import MaildirSource
-from mailrelay.store import Store
+from mailrelay.state import Store
 from mailrelay.transports.outbox import OutboxTransport
 from mailrelay.transports.smtp import SmtpTransport
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import IO, Callable, Iterator
 
 from mailrelay.i18n import tr
-from mailrelay.store import GENESIS, event_hash
+from mailrelay.state import GENESIS, event_hash
 
 _PROBLEMS = {  # (German, English): said in the language in force when a break is described
     "altered": ("sein Inhalt wurde verändert, oder der Eintrag davor wurde verändert und sein Prüfwert neu berechnet",

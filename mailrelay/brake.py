@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from mailrelay.model import RawMail
-from mailrelay.store import Store
+from mailrelay.state import Store
 
 LAST_FULL_POLL = "last_full_poll_started"  # the flag: when the last poll that read every new mail began
 

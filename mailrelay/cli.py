@@ -159,11 +159,11 @@ def _open(config: Path):
     """Settings, the locked store and the relay; refuses a second instance on the same state."""
     from mailrelay.app import PolicyHolder, build_relay
     from mailrelay.config import exposed_secrets, load_settings
-    from mailrelay.store import AlreadyRunning, Store
+    from mailrelay.state import AlreadyRunning, open_store
 
     settings = load_settings(config)
     policy = PolicyHolder(settings)
-    store = Store(settings.state_path)
+    store = open_store(settings.state_path)
     try:
         store.lock()
     except AlreadyRunning:
@@ -215,9 +215,9 @@ def _check(arguments) -> int:
 def _resume(arguments) -> int:
     from mailrelay.config import load_settings
     from mailrelay.i18n import tr
-    from mailrelay.store import Store
+    from mailrelay.state import open_store
 
-    store = Store(load_settings(arguments.config).state_path)
+    store = open_store(load_settings(arguments.config).state_path)
     try:
         reason = store.paused()
         print(tr(f"Weiterleitung fortgesetzt (angehalten war sie: {reason})", f"resumed (was paused: {reason})")
@@ -237,10 +237,10 @@ def _purge(arguments) -> int:
     from mailrelay.app import PolicyHolder, build_relay
     from mailrelay.config import load_settings
     from mailrelay.i18n import tr
-    from mailrelay.store import Store
+    from mailrelay.state import open_store
 
     settings = load_settings(arguments.config)
-    store = Store(settings.state_path)  # no lock: SQLite serialises the purge with a running service
+    store = open_store(settings.state_path)  # no lock: SQLite serialises the purge with a running service
     try:
         purged = build_relay(settings, store, PolicyHolder(settings)).purge()
     finally:

@@ -123,14 +123,14 @@ def _replay(arguments) -> int:
 def _handled(state_path: Path, since: str) -> list:
     """The stored mails first seen since `since` that rules decided, with their raw bytes."""
     from mailrelay.mailfile import InputError
-    from mailrelay.store import Store
+    from mailrelay.state import open_store
 
     if not state_path.exists():
         raise InputError(tr(f"keine Zustandsdatei unter {state_path}: das Relay hat noch keine Mail bearbeitet, "
                             "oder --config nennt nicht die Konfiguration des Dienstes",
                             f"no state file at {state_path}: the relay has handled no mail yet, or --config "
                             "does not name the service's configuration"))
-    store = Store(state_path, read_only=True)  # no lock, so it runs beside the service
+    store = open_store(state_path, read_only=True)  # no lock, so it runs beside the service
     try:
         return [(record, raw) for record, raw in store.handled_since(since)
                 if record.rule and record.rule != "size-limit"]  # decided by rules, on the whole mail

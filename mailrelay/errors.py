@@ -45,7 +45,7 @@ def exit_code_of(error: BaseException, command: str, config: Path, quiet: bool) 
 def _expected(error: BaseException, config: Path) -> tuple[str, int] | None:
     import sqlite3
 
-    from mailrelay.store import AlreadyRunning
+    from mailrelay.state import AlreadyRunning
     from mailrelay.tomlcheck import ConfigError
 
     if isinstance(error, ConfigError):

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from mailrelay.i18n import tr
-from mailrelay.store import Store
+from mailrelay.state import Store
 
 HEALTHY, DEGRADED, FAILING = 0, 1, 2
 WORDS = {HEALTHY: "healthy", DEGRADED: "degraded", FAILING: "failing"}  # the --json value: stable English

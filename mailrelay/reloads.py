@@ -9,7 +9,7 @@ from mailrelay.health import RefusedReload
 from mailrelay.model import Forward
 from mailrelay.render import render_notice
 from mailrelay.runner import Relay
-from mailrelay.store import Store
+from mailrelay.state import Store
 from mailrelay.tomlcheck import Problem
 from mailrelay.transports.base import Delivery, Status
 

@@ -20,7 +20,7 @@ from mailrelay.queues.work import QueueWork
 from mailrelay.render import render_alert
 from mailrelay.policy import Policy
 from mailrelay.sources.base import Archived, Inbox, MailError, MailSource, SourceError
-from mailrelay.store import FINAL_STATES, MailRecord, PendingAck, Store
+from mailrelay.state import FINAL_STATES, MailRecord, PendingAck, Store
 from mailrelay.transports.base import Delivery, Status
 
 _ARCHIVE_TARGET = {"forwarded": "processed", "ignored": "ignored", "quarantined": "quarantine"}

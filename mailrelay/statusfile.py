@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mailrelay.health import Facts, facts
 from mailrelay.i18n import tr
-from mailrelay.store import Store
+from mailrelay.state import open_store
 
 NAME = "status.json"
 DEFAULT_DIRECTORY = Path("/run/mailrelay")  # RuntimeDirectory=mailrelay in the shipped unit
@@ -65,7 +65,7 @@ def observe(state_path: Path, status_path: Path, now: datetime | None = None) ->
     problem = _unreadable(state_path)
     if problem is None:
         try:
-            store = Store(state_path, read_only=True)
+            store = open_store(state_path, read_only=True)
             try:
                 return Observation(facts(store, now), "state")
             finally:

@@ -11,7 +11,7 @@ import sys
 from mailrelay import pipeline, runner
 from mailrelay.cli import main
 from mailrelay.sources.imap import ImapInbox
-from mailrelay.store import Store
+from mailrelay.state.sqlite import SqliteStore as Store
 from mailrelay.transports.smtp import SmtpSession
 
 CRASH_EXIT = 137

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from mailrelay.cli import main
-from mailrelay.store import Store, event_hash
+from mailrelay.state import event_hash
+from mailrelay.state.sqlite import SqliteStore as Store
 from tests.helpers import REPO
 
 EVIDENCE = [
@@ -306,5 +307,5 @@ def test_the_audit_wiring_imports_no_work_for_help():
             " print(sorted(m for m in sys.modules if m.startswith('mailrelay')))")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert "mailrelay.audit'" not in result.stdout and "mailrelay.store" not in result.stdout
+    assert "mailrelay.audit'" not in result.stdout and "mailrelay.state" not in result.stdout
     assert "mailrelay.auditcli" in result.stdout

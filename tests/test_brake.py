@@ -7,7 +7,7 @@ import sqlite3
 from datetime import datetime, timedelta, timezone
 
 from mailrelay.sources.maildir import MaildirSource
-from mailrelay.store import Store
+from mailrelay.state.sqlite import SqliteStore as Store
 from tests.helpers import REPO
 from tests.relaytest import alerts, audit_events, forwards, once, write_config
 

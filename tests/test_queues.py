@@ -10,7 +10,7 @@ import pytest
 
 from mailrelay import health
 from mailrelay.cli import main
-from mailrelay.store import Store
+from mailrelay.state.sqlite import SqliteStore as Store
 from tests.helpers import REPO
 from tests.relaytest import alerts, audit_events, forwards, mail_states, once, without_crlf, write_config
 

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from mailrelay.store import Store
+from mailrelay.state.sqlite import SqliteStore as Store
 from tests.helpers import REPO
 from tests.relaytest import (RELAY_ADDRESS, alerts, audit_events, closed_port, forwards, make_retries_due,
                               mail_states, once, without_crlf, write_config)

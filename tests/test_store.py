@@ -5,7 +5,8 @@ import sqlite3
 
 import pytest
 
-from mailrelay.store import AlreadyRunning, Store
+from mailrelay.state import AlreadyRunning
+from mailrelay.state.sqlite import SqliteStore as Store
 
 
 def test_second_lock_on_the_same_state_is_refused(tmp_path):

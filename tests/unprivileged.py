@@ -23,7 +23,8 @@ def _main(argv: list[str]) -> int:
     import json  # noqa: F401
     import sqlite3  # noqa: F401
 
-    from mailrelay import cli, config, errors, health, statuscli, statusfile, store  # noqa: F401
+    from mailrelay import cli, config, errors, health, state, statuscli, statusfile  # noqa: F401
+    from mailrelay.state import sqlite  # noqa: F401
     from mailrelay.logs import configure_logging
 
     cli._parser()  # imports what the subcommands' parsers need

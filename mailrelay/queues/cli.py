@@ -153,9 +153,9 @@ def _store(settings, read_only: bool = False):
     """The state store without the service's lock: SQLite serialises a request with a running poll."""
     import contextlib
 
-    from mailrelay.store import Store
+    from mailrelay.state import open_store
 
-    return contextlib.closing(Store(settings.state_path, read_only=read_only))
+    return contextlib.closing(open_store(settings.state_path, read_only=read_only))
 
 
 def _confidence(value: float | None) -> str:

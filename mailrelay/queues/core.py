@@ -17,7 +17,7 @@ from mailrelay.parse import parse
 from mailrelay.pipeline import Identity, judge
 from mailrelay.policy import Policy
 from mailrelay.rules import Rules
-from mailrelay.store import MailRecord, Store
+from mailrelay.state import MailRecord, Store
 
 REVIEW_RULE = "low-confidence-review"
 RELEASE_RULE = "editor-release"  # the rule a release to a named desk is recorded under

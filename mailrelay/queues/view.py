@@ -5,7 +5,7 @@ from mailrelay.i18n import tr
 from mailrelay.model import Action, RawMail
 from mailrelay.parse import parse
 from mailrelay.queues.core import QueueError, Request, entry, judge_again
-from mailrelay.store import MailRecord, Store
+from mailrelay.state import MailRecord, Store
 
 _TEXT_LINES = 15  # of the sender's text: enough to see what it is about
 

@@ -16,7 +16,7 @@ from mailrelay.policy import Policy
 from mailrelay.queues.core import RELEASE_RULE, QueueError, Request, is_review, judge_again, kept_bytes
 from mailrelay.render import render
 from mailrelay.sources.base import Archived, Inbox, MailError, SourceError
-from mailrelay.store import MailRecord, Store
+from mailrelay.state import MailRecord, Store
 from mailrelay.transports.base import Status
 
 Audit = Callable[..., None]  # the runner's: (mail_id, event, detail, severity="info", **columns)

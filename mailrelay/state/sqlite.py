@@ -1,17 +1,17 @@
-"""State and audit trail in SQLite: the only module that writes durable state."""
+"""The state and audit trail in one SQLite file: the embedded default store."""
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import sqlite3
 import threading
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
+
+from mailrelay.state.records import (GENESIS, QUEUES, AlreadyRunning, MailRecord, PendingAck,
+                                     event_hash, now_iso)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS mails (
@@ -81,73 +81,15 @@ _ADDED_COLUMNS = (("next_attempt", "TEXT"), ("tries", "INTEGER NOT NULL DEFAULT 
 # audit can list what was sent for review), `queue_left` when an editor's release or drop took it out,
 # `queue_key` where its copy lies in the quarantine mailbox, `request` a release or drop an editor asked
 # for that the next poll has not yet carried out.
-QUEUES = ("quarantine", "review")
 _WAITING = "queue = ? AND queue_left IS NULL AND request IS NULL"
 
 # A mail the relay has not finished with: not in a final state, or not yet out of the inbox.
 _OPEN = "(state NOT IN ('forwarded', 'ignored', 'quarantined') OR archived_to IS NULL)"
 _BLOB_PIECE = 1024 * 1024
-GENESIS = "0" * 64  # the "previous hash" of the first audit record
-
-FINAL_STATES = frozenset({"forwarded", "ignored", "quarantined"})
 
 
-@dataclass(frozen=True)
-class PendingAck:
-    """An acknowledgement to send: recorded with the forward it follows, sent after it."""
 
-    mail_id: int
-    address: str
-    message_id: str
-    data: bytes
-    attempts: int = 0
-
-
-class AlreadyRunning(RuntimeError):
-    """Another mailrelay holds the state store."""
-
-
-@dataclass(frozen=True)
-class MailRecord:
-    """One row of `mails`: what the relay knows and did about one mail."""
-
-    id: int
-    sha256: str
-    message_id: str
-    source_key: str
-    from_address: str
-    subject: str
-    state: str
-    route: str | None
-    rule: str | None
-    forward_message_id: str | None
-    archived_to: str | None
-    attempts: int
-    next_attempt: str | None
-    tries: int
-    forwarded_at: str | None
-    first_seen: str
-    reason: str | None = None
-    kind: str | None = None
-    confidence: float | None = None
-    queue: str | None = None
-    queued_at: str | None = None
-    queue_left: str | None = None
-    queue_key: str | None = None
-    request: str | None = None
-    arrived: str | None = None
-
-    @property
-    def waiting(self) -> bool:
-        """A deferred forward whose next attempt is not due yet."""
-        return self.state == "retry" and bool(self.next_attempt) and self.next_attempt > _now()
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-class Store:
+class SqliteStore:
     """One SQLite file; every method commits before it returns, so a crash loses nothing recorded."""
 
     def __init__(self, path: Path, read_only: bool = False):
@@ -261,7 +203,7 @@ class Store:
                  raw: bytes, thread: str | None = None, arrived: str | None = None) -> int:
         """Record a newly seen mail and keep its raw bytes; returns its id. `arrived`: when it reached the
         mailbox (IMAP INTERNALDATE), if the source can tell."""
-        now = _now()
+        now = now_iso()
         with self._transaction():
             cursor = self._db.execute(
                 "INSERT INTO mails (sha256, message_id, source_key, from_address, subject, state, first_seen, updated,"
@@ -291,18 +233,18 @@ class Store:
         the acknowledgement it is to get is queued in the same transaction."""
         if columns.get("state") == "quarantined":  # whatever put it there, a quarantined mail waits for the editors
             columns.setdefault("queue", "quarantine")
-            columns.setdefault("queued_at", _now())
+            columns.setdefault("queued_at", now_iso())
             columns.setdefault("queue_left", None)
         assignments = ", ".join(f"{name} = ?" for name in columns)
         with self._transaction():
             if columns:
                 self._db.execute(f"UPDATE mails SET {assignments}, updated = ? WHERE id = ?",
-                                 (*columns.values(), _now(), mail_id))
+                                 (*columns.values(), now_iso(), mail_id))
             self._event(mail_id, event, detail)
             if ack is not None:
                 self._db.execute("INSERT OR IGNORE INTO acks (mail_id, address, message_id, data, state, created)"
                                  " VALUES (?, ?, ?, ?, 'pending', ?)",
-                                 (mail_id, ack.address, ack.message_id, ack.data, _now()))
+                                 (mail_id, ack.address, ack.message_id, ack.data, now_iso()))
                 self._event(mail_id, "ack.queued", {"to": ack.address, "message_id": ack.message_id})
 
     def answered_since(self, address: str, since: str) -> bool:
@@ -313,7 +255,7 @@ class Store:
 
     def due_acks(self) -> list[PendingAck]:
         rows = self._query("SELECT * FROM acks WHERE state = 'pending' AND (next_attempt IS NULL OR next_attempt <= ?)"
-                           " ORDER BY mail_id", (_now(),))
+                           " ORDER BY mail_id", (now_iso(),))
         return [PendingAck(row["mail_id"], row["address"], row["message_id"], bytes(row["data"]), row["attempts"])
                 for row in rows]
 
@@ -324,7 +266,7 @@ class Store:
                 "UPDATE acks SET state = ?, attempts = attempts + 1, next_attempt = ?,"
                 " sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END,"
                 " data = CASE WHEN ? = 'pending' THEN data ELSE x'' END WHERE mail_id = ?",
-                (state, next_attempt, state, _now(), state, mail_id))
+                (state, next_attempt, state, now_iso(), state, mail_id))
             self._event(mail_id, event, detail)
 
     def event(self, mail_id: int | None, event: str, detail: dict) -> None:
@@ -336,7 +278,7 @@ class Store:
         rows = self._query(
             f"SELECT source_key FROM mails INDEXED BY mails_open WHERE {_OPEN} AND substr(source_key, 1, ?) = ?"
             " AND (next_attempt IS NULL OR next_attempt <= ?)",
-            (len(prefix), prefix, _now()),
+            (len(prefix), prefix, now_iso()),
         )
         return [row["source_key"] for row in rows]
 
@@ -457,7 +399,7 @@ class Store:
     def _event(self, mail_id: int | None, event: str, detail: dict) -> None:
         """Append one audit record, chained to the one before it (inside the caller's transaction)."""
         last = self._db.execute("SELECT hash FROM events ORDER BY id DESC LIMIT 1").fetchone()
-        at, text = _now(), json.dumps(detail, ensure_ascii=False, default=str, sort_keys=True)
+        at, text = now_iso(), json.dumps(detail, ensure_ascii=False, default=str, sort_keys=True)
         digest = event_hash(last["hash"] if last else GENESIS, at, mail_id, event, text)
         self._db.execute("INSERT INTO events (at, mail_id, event, detail, hash) VALUES (?, ?, ?, ?, ?)",
                          (at, mail_id, event, text, digest))
@@ -481,12 +423,6 @@ class Store:
                 if self._db.in_transaction:  # SQLite may have rolled back by itself already
                     self._db.execute("ROLLBACK")
                 raise
-
-
-def event_hash(previous: str, at: str, mail_id: int | None, event: str, detail: str) -> str:
-    """The hash of one audit record: its fields as stored and the hash of the record before it."""
-    fields = json.dumps([previous, at, mail_id, event, detail], ensure_ascii=False)
-    return hashlib.sha256(fields.encode("utf-8")).hexdigest()
 
 
 def _record(row: sqlite3.Row) -> MailRecord:

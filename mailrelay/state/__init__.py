@@ -1,0 +1,134 @@
+"""The state store: one seam, the `Store` protocol, with the SQLite file as the embedded default.
+
+The runner, the commands and the health report know only this protocol; which store they have is the
+config's choice, made once in `open_store`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from mailrelay.state.records import (FINAL_STATES, GENESIS, QUEUES, AlreadyRunning, MailRecord, PendingAck,
+                                     event_hash, now_iso)
+
+__all__ = ["FINAL_STATES", "GENESIS", "QUEUES", "AlreadyRunning", "MailRecord", "PendingAck", "Store", "event_hash",
+           "now_iso", "open_store"]
+
+
+class Store(Protocol):
+    """Every method commits before it returns, so a crash loses nothing recorded."""
+
+    def sync(self) -> None:
+        ...
+
+    def close(self) -> None:
+        ...
+
+    def lock(self) -> None:
+        """Take the instance lock: one relay per state store (and so per mailbox)."""
+        ...
+
+    def find(self, sha256: str) -> MailRecord | None:
+        ...
+
+    def find_copy(self, message_id: str, from_address: str, subject: str) -> MailRecord | None:
+        ...
+
+    def get(self, mail_id: int) -> MailRecord:
+        ...
+
+    def find_id(self, mail_id: int) -> MailRecord | None:
+        ...
+
+    def add_mail(self, sha256: str, message_id: str, source_key: str, from_address: str, subject: str,
+                 raw: bytes, thread: str | None = None, arrived: str | None = None) -> int:
+        ...
+
+    def update(self, mail_id: int, event: str, detail: dict, ack: PendingAck | None = None,
+               **columns: object) -> None:
+        ...
+
+    def answered_since(self, address: str, since: str) -> bool:
+        """Whether this address was answered (or has an answer queued) since `since`."""
+        ...
+
+    def due_acks(self) -> list[PendingAck]:
+        ...
+
+    def ack_result(self, mail_id: int, event: str, detail: dict, state: str, next_attempt: str | None = None) -> None:
+        """Record what became of an acknowledgement; once it is final its text is not kept."""
+        ...
+
+    def event(self, mail_id: int | None, event: str, detail: dict) -> None:
+        ...
+
+    def unfinished_keys(self, prefix: str) -> list[str]:
+        """Source keys under `prefix` of mails not yet final and archived, and due: they are fetched again."""
+        ...
+
+    def left_in(self, prefix: str) -> list[MailRecord]:
+        """Mails under the source key `prefix` that were never archived: the store expects them there."""
+        ...
+
+    def raw(self, sha256: str) -> bytes | None:
+        """A mail's kept bytes, or None once they were purged."""
+        ...
+
+    def requested(self) -> list[MailRecord]:
+        """Mails with an editor's release or drop not yet carried out, in the order asked for."""
+        ...
+
+    def handled_since(self, since: str) -> list[tuple[MailRecord, bytes]]:
+        """Mails first seen at or after `since` (ISO 8601, UTC) whose raw bytes are still kept."""
+        ...
+
+    def forwards_in_thread(self, thread: str, since: str) -> int:
+        ...
+
+    def forwards_from(self, from_address: str, since: str) -> int:
+        """How many mails from this sender were forwarded since `since`."""
+        ...
+
+    def purge_raw(self, before: str) -> int:
+        """Drop the raw bytes of finished mails first seen before `before`; the metadata stays."""
+        ...
+
+    def paused(self) -> str | None:
+        """Why forwarding is paused, or None when it is not."""
+        ...
+
+    def pause(self, reason: str) -> None:
+        ...
+
+    def resume(self) -> bool:
+        """Lift a pause; False when there was none."""
+        ...
+
+    def flag(self, name: str) -> str | None:
+        ...
+
+    def set_flags(self, **values: str | None) -> None:
+        """Set (or, for None, clear) named values of the relay's health: not audit records."""
+        ...
+
+    def mail_counts(self, since: str) -> dict:
+        ...
+
+    def queue(self, name: str) -> list[MailRecord]:
+        ...
+
+    def mailbox_position(self, name: str) -> tuple[int, int] | None:
+        """(UIDVALIDITY, highest UID durably recorded) for a mailbox, or None if never seen."""
+        ...
+
+    def set_mailbox_position(self, name: str, uidvalidity: int, last_uid: int) -> None:
+        ...
+
+    def audit_head(self) -> tuple[int, str]:
+        ...
+
+
+def open_store(path: Path, read_only: bool = False) -> Store:
+    """The store the config names; read_only for the commands that run beside the service."""
+    from mailrelay.state.sqlite import SqliteStore
+
+    return SqliteStore(path, read_only=read_only)
