@@ -13,4 +13,5 @@ demo: install
 # The whole test suite; it starts its own Dovecot and SMTP server on loopback.
 test: install
 	@command -v dovecot >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd openssl; }
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 	$(PYTHON) -m pytest -q

@@ -49,6 +49,25 @@ def dovecot(tls_material: TlsMaterial) -> Iterator[Dovecot]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator["Postgres"]:
+    """One private PostgreSQL for the whole run, from Debian's package."""
+    from tests.postgres import Postgres, postgres_bin
+
+    if postgres_bin() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed; .ci/run must install postgresql")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    with Postgres() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres) -> str:
+    """The URL of a database created for this test alone."""
+    return postgres.database()
+
+
 @pytest.fixture
 def imap_user() -> str:
     """A username never used before in this run, so its mailboxes start empty."""
