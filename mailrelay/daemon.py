@@ -1,6 +1,7 @@
 """The long-running service: APScheduler runs the polls; signals reload and stop it."""
 from __future__ import annotations
 
+import faulthandler
 import queue
 import signal
 import threading
@@ -21,6 +22,7 @@ from mailrelay.sources.base import SourceError
 from mailrelay.tomlcheck import ConfigError
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_STOP_REPORT_SECONDS = 20  # a stop taking longer than this dumps every thread's stack
 _MAX_BACKOFF = 900.0  # seconds between polls at most while the servers cannot be reached
 
 
@@ -94,9 +96,12 @@ class Daemon:
         self.log.info("daemon.stopping", signal=signal.Signals(signum).name)
         self.notifier.send("STOPPING=1", "STATUS=stopping: finishing the mail in hand")
         self.relay.stop_requested = True  # the mail in hand is finished, the rest wait for the next start
+        # A stop that hangs says where: every thread's stack goes to stderr (the journal) after 20 s.
+        faulthandler.dump_traceback_later(_STOP_REPORT_SECONDS)
         if self.watcher:
             self.watcher.stop()
         self.scheduler.shutdown(wait=True)
+        faulthandler.cancel_dump_traceback_later()
         records, head = self.relay.store.audit_head()
         self.log.info("daemon.stopped", audit_records=records, audit_head=head)
 

@@ -5,6 +5,7 @@ import email
 import email.policy
 import json
 import signal
+import subprocess
 import time
 
 from mailrelay.cli import main
@@ -14,6 +15,15 @@ from tests.relaytest import alerts, audit_events, closed_port, forwards, write_c
 
 APPLICATION = (REPO / "mailrelay" / "demo" / "mails" / "01-application-state-ministry.eml").read_bytes()
 SECOND_APPLICATION = (REPO / "mailrelay" / "demo" / "mails" / "02-application-research-institute.eml").read_bytes()
+
+
+def _exit_code(process, timeout: float = 60) -> int:
+    """The exit code after a stop; a stop that hangs fails with the stacks the service dumped."""
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise AssertionError(f"no exit {timeout} s after SIGTERM; stderr:\n{process.stderr.read()[-20000:]}") from None
 
 
 def test_daemon_polls_reloads_and_stops(tmp_path, dovecot, imap_user, smtp_sink):
@@ -42,7 +52,7 @@ def test_daemon_polls_reloads_and_stops(tmp_path, dovecot, imap_user, smtp_sink)
         reloaded = wait_for_event(process, lines, "config.reloaded")
         assert reloaded["rules_version"] != started["rules_version"]
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
+        assert _exit_code(process) == 0
     assert len(forwards(smtp_sink)) == 2
     recorded = [event for _, event, _ in audit_events(tmp_path)]
     assert "config.reload_refused" in recorded and "config.reloaded" in recorded
