@@ -9,6 +9,15 @@ from mailrelay.state import AlreadyRunning
 from mailrelay.state.sqlite import SqliteStore as Store
 
 
+# The mails table of the first state files, before the retry, thread and queue columns.
+_FIRST_MAILS_TABLE = (
+    "CREATE TABLE mails (id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL UNIQUE, message_id TEXT NOT NULL,"
+    " source_key TEXT NOT NULL, from_address TEXT NOT NULL, subject TEXT NOT NULL, state TEXT NOT NULL,"
+    " kind TEXT, sender TEXT, level TEXT, country TEXT, route TEXT, rule TEXT, rules_version TEXT,"
+    " reason TEXT, forward_message_id TEXT, archived_to TEXT, attempts INTEGER NOT NULL DEFAULT 0,"
+    " first_seen TEXT NOT NULL, updated TEXT NOT NULL)")
+
+
 def test_second_lock_on_the_same_state_is_refused(tmp_path):
     """Only one relay may hold a state store."""
     first, second = Store(tmp_path / "s.sqlite"), Store(tmp_path / "s.sqlite")
@@ -22,11 +31,7 @@ def test_a_state_file_from_before_the_retry_columns_is_migrated(tmp_path):
     """A mails table without the later columns gets them added, and the store works on it."""
     path = tmp_path / "old.sqlite"
     with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE mails (id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL UNIQUE, message_id TEXT NOT NULL,"
-                   " source_key TEXT NOT NULL, from_address TEXT NOT NULL, subject TEXT NOT NULL, state TEXT NOT NULL,"
-                   " kind TEXT, sender TEXT, level TEXT, country TEXT, route TEXT, rule TEXT, rules_version TEXT,"
-                   " reason TEXT, forward_message_id TEXT, archived_to TEXT, attempts INTEGER NOT NULL DEFAULT 0,"
-                   " first_seen TEXT NOT NULL, updated TEXT NOT NULL)")
+        db.execute(_FIRST_MAILS_TABLE)
     store = Store(path)
     mail_id = store.add_mail("ab" * 32, "<m@x>", "k", "a@x", "s", b"raw")
     assert store.get(mail_id).tries == 0 and store.find("ab" * 32).next_attempt is None
@@ -99,11 +104,7 @@ def test_mails_quarantined_before_the_queue_existed_join_it_on_migration(tmp_pat
     """An older state file's quarantined mails wait in the quarantine queue once it is opened."""
     path = tmp_path / "old.sqlite"
     with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE mails (id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL UNIQUE, message_id TEXT NOT NULL,"
-                   " source_key TEXT NOT NULL, from_address TEXT NOT NULL, subject TEXT NOT NULL, state TEXT NOT NULL,"
-                   " kind TEXT, sender TEXT, level TEXT, country TEXT, route TEXT, rule TEXT, rules_version TEXT,"
-                   " reason TEXT, forward_message_id TEXT, archived_to TEXT, attempts INTEGER NOT NULL DEFAULT 0,"
-                   " first_seen TEXT NOT NULL, updated TEXT NOT NULL)")
+        db.execute(_FIRST_MAILS_TABLE)
         db.execute("INSERT INTO mails (sha256, message_id, source_key, from_address, subject, state, first_seen,"
                    " updated) VALUES ('aa', '<q@x>', 'k', 'a@x', 'held', 'quarantined', '2026-01-01', '2026-01-02')")
     store = Store(path)
