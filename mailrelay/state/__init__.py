@@ -7,11 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from mailrelay.state.records import (FINAL_STATES, GENESIS, QUEUES, AlreadyRunning, MailRecord, PendingAck,
-                                     event_hash, now_iso)
+from typing import TYPE_CHECKING
 
-__all__ = ["FINAL_STATES", "GENESIS", "QUEUES", "AlreadyRunning", "MailRecord", "PendingAck", "Store", "event_hash",
-           "now_iso", "open_store"]
+from mailrelay.state.records import (FINAL_STATES, GENESIS, QUEUES, AlreadyRunning, LeaseLost, MailRecord,
+                                     PendingAck, StoreUnavailable, event_hash, now_iso)
+
+if TYPE_CHECKING:
+    from mailrelay.config import Settings
+
+__all__ = ["FINAL_STATES", "GENESIS", "QUEUES", "AlreadyRunning", "LeaseLost", "MailRecord", "PendingAck", "Store",
+           "StoreUnavailable", "event_hash", "now_iso", "open_state", "open_store"]
 
 
 class Store(Protocol):
@@ -127,8 +132,41 @@ class Store(Protocol):
         ...
 
 
-def open_store(path: Path, read_only: bool = False) -> Store:
-    """The store the config names; read_only for the commands that run beside the service."""
+def open_state(settings: "Settings", read_only: bool = False) -> Store:
+    """The store the config names ([state] url, else [state] path); read_only for the commands that run
+    beside the service."""
+    if settings.state_url:
+        return open_store(state_conninfo(settings), read_only=read_only)
+    return open_store(settings.state_path, read_only=read_only)
+
+
+def open_store(where: Path | str, read_only: bool = False) -> Store:
+    """A SQLite file at a path, or a PostgreSQL database by its libpq connection string or URL."""
+    if isinstance(where, str):
+        from mailrelay.state.postgres import PostgresStore
+
+        return PostgresStore(where, read_only=read_only)
     from mailrelay.state.sqlite import SqliteStore
 
-    return SqliteStore(path, read_only=read_only)
+    return SqliteStore(where, read_only=read_only)
+
+
+def state_conninfo(settings: "Settings") -> str:
+    """The libpq connection string for [state] url: the password from its file, credential or variable;
+    TLS verified against the CA (sslmode=verify-full) unless the database is on this machine."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from mailrelay.config import is_loopback
+
+    given = conninfo_to_dict(settings.state_url)
+    extra: dict[str, object] = {"application_name": given.get("application_name", "mailrelay"),
+                                "connect_timeout": given.get("connect_timeout", 10)}
+    password = settings.state_password.read()
+    if password:
+        extra["password"] = password
+    host = str(given.get("host") or "localhost")
+    if not (host.startswith("/") or all(is_loopback(part) for part in host.split(","))):
+        extra["sslmode"] = "verify-full"
+        if settings.state_ca_file:
+            extra["sslrootcert"] = str(settings.state_ca_file)
+    return make_conninfo(settings.state_url, **extra)

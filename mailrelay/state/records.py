@@ -27,6 +27,15 @@ class AlreadyRunning(RuntimeError):
     """Another mailrelay holds the state store."""
 
 
+class StoreUnavailable(RuntimeError):
+    """The state store cannot be reached (the database is down or the connection was cut): nothing was
+    recorded by the call that raised it, or its outcome is unknown; the caller records nothing further."""
+
+
+class LeaseLost(RuntimeError):
+    """This node no longer holds the lease: another node may be active, so it must not send or archive."""
+
+
 @dataclass(frozen=True)
 class MailRecord:
     """One row of `mails`: what the relay knows and did about one mail."""
