@@ -25,6 +25,11 @@ class Store(Protocol):
     def sync(self) -> None:
         ...
 
+    def fence(self) -> None:
+        """Raise LeaseLost when this node may no longer act on the store (another node took over): called
+        before every step that leaves the machine (a send, an archive move)."""
+        ...
+
     def close(self) -> None:
         ...
 
