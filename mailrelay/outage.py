@@ -38,6 +38,7 @@ def _notify_operators(relay, subject: str, opening: str, problems: list[str]) ->
     body = opening + "".join(f"- {problem}\n" for problem in problems) + "\nmailrelay status zeigt den Stand.\n"
     note = render_notice(subject, body, Desk("operators", "operators", addresses), relay.identity.from_address,
                          relay.identity.relay_id)
+    relay.store.sync()  # a node that lost its lease sends nothing
     try:
         with relay.transport.open() as outbox:
             delivery = outbox.send(note)

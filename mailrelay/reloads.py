@@ -66,6 +66,7 @@ def tell_alert_desk(relay: Relay) -> bool | None:
 
 
 def _send(relay: Relay, forward: Forward) -> Delivery:
+    relay.store.sync()  # a node that lost its lease sends nothing
     try:
         with relay.transport.open() as outbox:
             return outbox.send(forward)

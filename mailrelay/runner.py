@@ -20,7 +20,7 @@ from mailrelay.queues.work import QueueWork
 from mailrelay.render import render_alert
 from mailrelay.policy import Policy
 from mailrelay.sources.base import Archived, Inbox, MailError, MailSource, SourceError
-from mailrelay.state import FINAL_STATES, MailRecord, PendingAck, Store
+from mailrelay.state import FINAL_STATES, LeaseLost, MailRecord, PendingAck, Store, StoreUnavailable
 from mailrelay.transports.base import Delivery, Status
 
 _ARCHIVE_TARGET = {"forwarded": "processed", "ignored": "ignored", "quarantined": "quarantine"}
@@ -74,6 +74,8 @@ class Relay:
         started = _later(0)
         try:
             report = self._poll()
+        except (LeaseLost, StoreUnavailable):  # nothing can be recorded: the service waits or stands by
+            raise
         except Exception as error:
             at = _later(0)
             self.store.set_flags(last_error=f"{type(error).__name__}: {error}", last_error_at=at,
@@ -195,8 +197,8 @@ class Relay:
         self.store.update(mail_id, "mail.try", {"try": tries}, tries=tries)
         try:
             return dict(self._process(mail_id, raw, inbound, inbox, outbox), new=record is None)
-        except SourceError:  # the connection is gone: this poll ends, the mail is retried with the next
-            raise
+        except (SourceError, LeaseLost, StoreUnavailable):  # the mailbox or the state is out of reach, or
+            raise  # another node took over: this poll ends, the mail is handled again by the next one
         except Exception as error:  # a bug, a broken template, a transport error: costs one mail, not the poll
             return self._quarantine_on_error(mail_id, raw, inbox, error)
 
@@ -296,7 +298,7 @@ class Relay:
         for ack in self.store.due_acks():
             self._audit(ack.mail_id, "ack.sending", {"to": ack.address, "message_id": ack.message_id})
             self.store.sync()
-            try:
+            try:  # a lost lease (raised by sync above) is not caught here: the poll ends
                 delivery = outbox.send(Forward("applicant", (ack.address,), "", ack.message_id, ack.data))
             except Exception as error:  # a bug must not cost the poll; the answer is tried again later
                 delivery = Delivery(Status.TEMPORARY, f"{type(error).__name__}: {error}")
@@ -334,6 +336,7 @@ class Relay:
         if not lines or not rules.alert_desk:
             return
         alert = render_alert(lines, rules.desks[rules.alert_desk], self.identity.from_address, self.identity.relay_id)
+        self.store.sync()
         try:
             delivery = outbox.send(alert)
         except Exception as error:  # the note must never cost the poll; the log has it then

@@ -64,6 +64,7 @@ class QueueWork:
 
     def _drop(self, record: MailRecord, request: Request, inbox: Inbox) -> dict:
         copy = inbox.find_copy("quarantine", record.queue_key, record.message_id, record.sha256)
+        self.store.sync()
         archived = _moved(inbox, copy, "ignored", record)
         self.audit(record.id, "queue.dropped", dict(request.detail(), mailbox=archived.mailbox if archived else None),
                    state="ignored", queue_left=_now(), request=None, queue_key=None,
@@ -137,6 +138,7 @@ class QueueWork:
         """The copy leaves the quarantine mailbox for the processed one; if the server refuses, the request
         stays as a move only (recorded with the forward), tried again by the next poll."""
         try:
+            self.store.sync()
             archived = _moved(inbox, copy, "processed", record)
         except MailError as error:
             self.audit(record.id, "mail.archive_failed", {"error": str(error)}, severity="warning")

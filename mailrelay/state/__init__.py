@@ -23,11 +23,8 @@ class Store(Protocol):
     """Every method commits before it returns, so a crash loses nothing recorded."""
 
     def sync(self) -> None:
-        ...
-
-    def fence(self) -> None:
-        """Raise LeaseLost when this node may no longer act on the store (another node took over): called
-        before every step that leaves the machine (a send, an archive move)."""
+        """Called before every step that leaves the machine (a send, an archive move): what is recorded
+        so far is made durable, and a shared store raises LeaseLost when this node may no longer act."""
         ...
 
     def close(self) -> None:

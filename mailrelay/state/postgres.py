@@ -136,6 +136,7 @@ class PostgresStore:
         self.conninfo = conninfo
         self.read_only = read_only
         self.epoch: int | None = None  # set by the lease: from then on every write is fenced by it
+        self.lease = None  # the node's Lease (mailrelay.state.lease) once it holds one
         self._lock = threading.RLock()
         self._db: psycopg.Connection | None = None
         with self._lock:
@@ -190,13 +191,11 @@ class PostgresStore:
     # the Store protocol
 
     def sync(self) -> None:
-        """Nothing to do: a PostgreSQL commit is durable when it returns (synchronous_commit=on)."""
-
-    def fence(self) -> None:
-        """Raise LeaseLost unless this store may still act (the lease checks its own clock too)."""
-        lease = getattr(self, "lease", None)
-        if lease is not None:
-            lease.check()
+        """Before a step that leaves the machine: a PostgreSQL commit is durable when it returns
+        (synchronous_commit=on), so what is left is to make sure this node still holds its lease, by the
+        lease's own clock (the epoch was checked when the step was recorded)."""
+        if self.lease is not None:
+            self.lease.check()
 
     def close(self) -> None:
         with self._lock:

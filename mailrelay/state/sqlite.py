@@ -165,9 +165,6 @@ class SqliteStore:
             finally:
                 os.close(descriptor)
 
-    def fence(self) -> None:
-        """Nothing to check: the file lock (lock()) is held until the process ends."""
-
     def close(self) -> None:
         self._db.close()
         if self._lock_file:
