@@ -138,7 +138,10 @@ def open_state(settings: "Settings", read_only: bool = False) -> Store:
     """The store the config names ([state] url, else [state] path); read_only for the commands that run
     beside the service."""
     if settings.state_url:
-        return open_store(state_conninfo(settings), read_only=read_only)
+        from mailrelay.state.postgres import PostgresStore
+
+        return PostgresStore(state_conninfo(settings), read_only=read_only,
+                             stuck_seconds=min(10.0, settings.failover_seconds / 2))
     return open_store(settings.state_path, read_only=read_only)
 
 

@@ -132,8 +132,11 @@ class PostgresStore:
     (a write's outcome is then unknown, which the relay's steps already allow for: each is recorded
     before the step it stands for and read back on the next poll)."""
 
-    def __init__(self, conninfo: str, read_only: bool = False):
+    def __init__(self, conninfo: str, read_only: bool = False, stuck_seconds: float = 10.0):
         self.conninfo = conninfo
+        # A node frozen inside a transaction holds its row locks, and a take-over waits for them: the
+        # server ends a session idle inside a transaction for this long (the relay never waits inside one).
+        self.stuck_seconds = stuck_seconds
         self.read_only = read_only
         self.epoch: int | None = None  # set by the lease: from then on every write is fenced by it
         self.lease = None  # the node's Lease (mailrelay.state.lease) once it holds one
@@ -154,7 +157,9 @@ class PostgresStore:
                     self._db.close()
             self._db = None
             try:
-                self._db = psycopg.connect(self.conninfo, autocommit=True, row_factory=dict_row)
+                self._db = psycopg.connect(
+                    self.conninfo, autocommit=True, row_factory=dict_row,
+                    options=f"-c idle_in_transaction_session_timeout={max(1, int(self.stuck_seconds * 1000))}")
             except psycopg.OperationalError as error:
                 raise StoreUnavailable(_unreachable(error)) from error
         return self._db
