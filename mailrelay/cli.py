@@ -112,6 +112,8 @@ def _once(arguments) -> int:
         written = statusfile.written_path()
         if written:  # a timer running `once` under systemd: monitors read this like the service's
             statusfile.write(written, health.facts(store))
+        if getattr(store, "lease", None):
+            store.lease.release()
         store.close()
     return EXIT_OK
 
@@ -135,7 +137,7 @@ def _run(arguments) -> int:
 
     _return_freed_memory()
     listen = listen_address(arguments.config)
-    settings, store, relay = _open(arguments.config)
+    settings, store, relay = _open(arguments.config, shared_ok=True)
     watcher = None
     if settings.imap and settings.imap.idle:
         from mailrelay.idle import IdleWatcher
@@ -147,7 +149,7 @@ def _run(arguments) -> int:
         if metrics:
             relay.log.info("metrics.listening", address=f"{listen.host}:{metrics.serve(listen)}")
         Daemon(relay, relay.policy, settings.poll_seconds, watcher=watcher, metrics=metrics,
-               status_path=statusfile.written_path()).run()
+               status_path=statusfile.written_path(), lease=_lease(settings)).run()
     finally:
         if metrics:
             metrics.stop()
@@ -155,27 +157,53 @@ def _run(arguments) -> int:
     return EXIT_OK
 
 
-def _open(config: Path):
-    """Settings, the locked store and the relay; refuses a second instance on the same state."""
+def _open(config: Path, shared_ok: bool = False):
+    """Settings, the locked store and the relay; refuses a second instance on the same state. A shared
+    (PostgreSQL) state is locked by its lease: `run` waits for it (shared_ok), `once` takes it or refuses."""
     from mailrelay.app import PolicyHolder, build_relay
     from mailrelay.config import exposed_secrets, load_settings
-    from mailrelay.state import AlreadyRunning, open_store
+    from mailrelay.state import AlreadyRunning, open_state
 
     settings = load_settings(config)
     policy = PolicyHolder(settings)
-    store = open_store(settings.state_path)
+    store = open_state(settings)
     try:
         store.lock()
+        if settings.state_url and not shared_ok:
+            _take_lease_once(settings, store)
     except AlreadyRunning:
         store.close()
         raise
     relay = build_relay(settings, store, policy)
     from mailrelay.reloads import in_force
 
-    in_force(store, policy().version)  # the files as they are now load: a change refused before is moot
+    if not settings.state_url or not shared_ok:  # a standby records nothing; the daemon does it when active
+        in_force(store, policy().version)  # the files as they are now load: a change refused before is moot
     for warning in exposed_secrets(settings):
         relay.log.warning("secret.exposed", problem=warning)
     return settings, store, relay
+
+
+def _lease(settings):
+    """The lease for a shared state, None for a SQLite file."""
+    if not settings.state_url:
+        return None
+    from mailrelay.state import state_conninfo
+    from mailrelay.state.lease import Lease
+
+    return Lease(state_conninfo(settings), settings.node, settings.failover_seconds)
+
+
+def _take_lease_once(settings, store) -> None:
+    """For a single poll beside other nodes: this node must hold the lease for it, or not poll at all."""
+    from mailrelay.state import AlreadyRunning
+
+    lease = _lease(settings)
+    if not lease.acquire_once():
+        row = lease.holder() or {}
+        raise AlreadyRunning(f"another node holds the lease of the shared state: {row.get('holder') or '?'}"
+                             f" (epoch {row.get('epoch')})")
+    store.epoch, store.lease = lease.epoch, lease  # released by _once when the poll is done
 
 
 def _check(arguments) -> int:

@@ -8,7 +8,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -19,11 +19,16 @@ from mailrelay.metrics import Metrics
 from mailrelay.notify import Notifier
 from mailrelay.runner import Relay
 from mailrelay.sources.base import SourceError
+from mailrelay.state import LeaseLost, StoreUnavailable
 from mailrelay.tomlcheck import ConfigError
+
+if TYPE_CHECKING:
+    from mailrelay.state.lease import Lease
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _STOP_REPORT_SECONDS = 20  # a stop taking longer than this dumps every thread's stack
 _MAX_BACKOFF = 900.0  # seconds between polls at most while the servers cannot be reached
+_LEASE_LOST = -1  # put on the signal queue when this node loses its lease: it stops working and stands by
 
 
 class Watcher(Protocol):
@@ -40,7 +45,7 @@ class Watcher(Protocol):
 class Daemon:
     def __init__(self, relay: Relay, policy: PolicyHolder, poll_seconds: float, notifier: Notifier | None = None,
                  watcher: Callable[[Callable[[str], None]], "Watcher"] | None = None,
-                 metrics: Metrics | None = None, status_path: Path | None = None):
+                 metrics: Metrics | None = None, status_path: Path | None = None, lease: "Lease | None" = None):
         self.relay = relay
         self.policy = policy
         self.poll_seconds = poll_seconds
@@ -49,24 +54,88 @@ class Daemon:
         # Signal handlers only queue the signal (SimpleQueue.put is safe there); the main
         # thread acts on it. A handler that logged could deadlock on the log's own lock.
         self.signals: queue.SimpleQueue[int] = queue.SimpleQueue()
-        # One worker: polls (and the daily purge) run one after another, never side by side.
-        self.scheduler = BackgroundScheduler(executors={"default": {"type": "threadpool", "max_workers": 1}})
+        self.scheduler = _scheduler()
         self.failures = 0  # polls in a row that could not reach the servers
         self.polling = False
         self.again = False  # new mail was announced while a poll ran: poll again right after it
         self._wake_lock = threading.Lock()
-        self.watcher = watcher(self.wake) if watcher else None  # IMAP IDLE: polls as soon as mail arrives
+        self._new_watcher = watcher
+        self.watcher: Watcher | None = None  # IMAP IDLE: polls as soon as mail arrives
         self.last_progress = time.monotonic()  # a mail handled, or a poll begun or ended
         relay.progress = self._progressed
         self.metrics = metrics
         self.status_path = status_path  # the status file for monitors; None: not written
         if metrics:
             metrics.watch_idle(lambda: bool(self.watcher and self.watcher.connected))
+        self.lease = lease  # None: the only node (a SQLite state, locked by its file)
+        self.role = "standby" if lease else "single"
+        if lease:
+            lease.on_lost = lambda why: self.signals.put(_LEASE_LOST)
 
     def run(self) -> None:
-        """Poll now and then every poll_seconds until SIGTERM or SIGINT; SIGHUP reloads."""
+        """Poll now and then every poll_seconds until SIGTERM or SIGINT; SIGHUP reloads. With a lease,
+        wait as a standby until this node holds it, and stand by again when it is lost."""
         for signum in _STOP_SIGNALS + (signal.SIGHUP,):
             signal.signal(signum, lambda received, frame: self.signals.put(received))
+        try:
+            while self._standby() and self._active():
+                pass
+        finally:
+            if self.lease:
+                self.lease.release()
+
+    def _standby(self) -> bool:
+        """Wait until this node holds the lease (at once without one); False when told to stop first."""
+        if self.lease is None:
+            return True
+        self.role = "standby"
+        interval = min(1.0, self.lease.failover / 10)
+        told = None
+        while True:
+            if self.lease.acquire_once():
+                self.relay.store.epoch, self.relay.store.lease = self.lease.epoch, self.lease
+                self.role = "active"
+                return True
+            said = self._standing_by(told)
+            told = said
+            try:
+                signum = self.signals.get(timeout=interval)
+            except queue.Empty:
+                continue
+            if signum in _STOP_SIGNALS:
+                self.log.info("daemon.stopping", signal=signal.Signals(signum).name, role="standby")
+                self.notifier.send("STOPPING=1", "STATUS=stopping (standby)")
+                return False
+            if signum == signal.SIGHUP:  # the rules are loaded, to be in force when this node takes over
+                try:
+                    self.log.info("config.reloaded", rules_version=self.policy.reload().version, role="standby")
+                except ConfigError as error:
+                    self.log.error("config.reload_refused", problems=[str(p) for p in error.problems], role="standby")
+
+    def _standing_by(self, told: str | None) -> str:
+        """Say who is active (systemd STATUS, the status file, the log when it changes); returns what was said."""
+        row = self.lease.holder()
+        if row is None:
+            said = "standby: the state database cannot be reached; forwarding nothing until it can"
+        elif row["holder"] and row["renewed"] is not None:
+            said = f"standby: {row['holder']} is active (epoch {row['epoch']})"
+        else:
+            said = "standby: no node is active; taking over"
+        if said != told:
+            self.log.info("daemon.standby", node=self.lease.node, status=said,
+                          holder=row["holder"] if row else None, epoch=row["epoch"] if row else None)
+            self.notifier.send("READY=1", f"STATUS={said}")
+            self.publish()
+        return said
+
+    def _active(self) -> bool:
+        """Work until told to stop (False) or until the lease is lost (True: stand by again)."""
+        self.scheduler = _scheduler()
+        self.watcher = self._new_watcher(self.wake) if self._new_watcher else None
+        self.relay.stop_requested = False
+        self.failures = 0
+        if self.lease:  # the files as they are now load: a change refused before is moot
+            reloads.in_force(self.relay.store, self.policy().version)
         now = datetime.now(timezone.utc)
         # A poll still running when the next is due is not doubled: the late one is skipped.
         self.scheduler.add_job(self.poll, "interval", seconds=self.poll_seconds, id="poll",
@@ -77,9 +146,12 @@ class Daemon:
         if self.watcher:
             self.watcher.start()
         records, head = self.relay.store.audit_head()
+        lease = {"node": self.lease.node, "epoch": self.lease.epoch} if self.lease else {}
         self.log.info("daemon.started", poll_seconds=self.poll_seconds, rules_version=self.policy().version,
-                      watchdog_seconds=self.notifier.watchdog_seconds, audit_records=records, audit_head=head)
-        self.notifier.send("READY=1", "STATUS=started; first poll under way")
+                      watchdog_seconds=self.notifier.watchdog_seconds, audit_records=records, audit_head=head,
+                      **lease)
+        self.notifier.send("READY=1", "STATUS=started; first poll under way"
+                           + (f" (active, epoch {self.lease.epoch})" if self.lease else ""))
         heartbeat = self.notifier.watchdog_seconds / 4 if self.notifier.watchdog_seconds else None
         while True:
             try:
@@ -87,6 +159,8 @@ class Daemon:
             except queue.Empty:
                 self._watchdog()
                 continue
+            if signum == _LEASE_LOST:
+                return self._stand_down()
             if signum in _STOP_SIGNALS:
                 break
             self.notifier.send("RELOADING=1", "STATUS=reloading the rules, signals and templates")
@@ -102,8 +176,24 @@ class Daemon:
             self.watcher.stop()
         self.scheduler.shutdown(wait=True)
         faulthandler.cancel_dump_traceback_later()
-        records, head = self.relay.store.audit_head()
+        try:
+            records, head = self.relay.store.audit_head()
+        except StoreUnavailable:
+            records, head = None, None
         self.log.info("daemon.stopped", audit_records=records, audit_head=head)
+        return False
+
+    def _stand_down(self) -> bool:
+        """The lease is gone: stop polling (the poll in hand fails at its next record or send) and stand by."""
+        self.log.warning("daemon.standing_down", node=self.lease.node, epoch=self.lease.epoch)
+        self.notifier.send("STATUS=lease lost: stopping work, standing by")
+        self.relay.stop_requested = True
+        if self.watcher:
+            self.watcher.stop()
+        self.scheduler.shutdown(wait=True)
+        self.lease.release()
+        self.role = "standby"
+        return True
 
     def alive(self) -> bool:
         """Whether the watchdog may be told all is well: the scheduler runs, and a poll under way has
@@ -148,7 +238,11 @@ class Daemon:
         began = time.monotonic()
         try:
             report = self.relay.poll()
-        except SourceError as error:
+        except LeaseLost as error:  # another node acts now: this one does nothing more
+            self.log.error("poll.fenced", error=str(error))
+            self.signals.put(_LEASE_LOST)
+            return
+        except (SourceError, StoreUnavailable) as error:
             self._observed("failed", began)
             self.failures += 1
             wait = min(self.poll_seconds * 2 ** min(self.failures - 1, 16), max(self.poll_seconds, _MAX_BACKOFF))
@@ -227,6 +321,11 @@ class Daemon:
             self.scheduler.add_job(job, misfire_grace_time=None)
         else:
             job()
+
+
+def _scheduler() -> BackgroundScheduler:
+    """One worker: polls (and the daily purge) run one after another, never side by side."""
+    return BackgroundScheduler(executors={"default": {"type": "threadpool", "max_workers": 1}})
 
 
 def _clock() -> str:
