@@ -44,6 +44,10 @@ class Postgres:
                       "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={password_file}",
                       "--encoding=UTF8", "--locale=C.UTF-8")
         self.port = free_ports(1)[0]
+        self._start()
+        return self
+
+    def _start(self) -> None:
         self.process = subprocess.Popen(
             ["runuser", "-u", RUN_AS, "--", str(self.bin / "postgres"), "-D", str(self.folder / "data"),
              "-p", str(self.port), "-k", str(self.folder), "-c", f"listen_addresses={HOST}"],
@@ -51,7 +55,20 @@ class Postgres:
         if not wait_for_port(self.port, 30):
             self.__exit__(None, None, None)
             raise RuntimeError(f"PostgreSQL did not start: {(self.folder / 'server.log').read_text()[-2000:]}")
-        return self
+
+    def restart(self, down_seconds: float = 0) -> None:
+        """Stop the server (fast shutdown: every session is ended), stay down a while, start it again on
+        the same port."""
+        import time
+
+        import signal
+
+        # To the postmaster itself (runuser does not pass SIGINT on): fast shutdown, sessions ended.
+        postmaster = int((self.folder / "data" / "postmaster.pid").read_text().split()[0])
+        os.kill(postmaster, signal.SIGINT)
+        self.process.wait(timeout=60)
+        time.sleep(down_seconds)
+        self._start()
 
     def __exit__(self, *exc) -> None:
         if self.process is not None:

@@ -539,6 +539,7 @@ class CuttingProxy:
         self.cuts_left = cut_connections if cut_after is not None else 0
         self.cuts = 0
         self.connections = 0
+        self.refusing = False
         self._listener = socket.create_server((HOST, 0))
         self._listener.settimeout(0.2)
         self.port = self._listener.getsockname()[1]
@@ -566,6 +567,14 @@ class CuttingProxy:
                 except OSError:
                     pass
 
+    def refuse(self) -> None:
+        """Cut every open connection and refuse new ones until `admit()`: the client's network is gone."""
+        self.refusing = True
+        self.drop_all()
+
+    def admit(self) -> None:
+        self.refusing = False
+
     def freeze(self) -> None:
         for _, _, frozen in list(self._open):
             frozen.set()
@@ -575,6 +584,9 @@ class CuttingProxy:
             try:
                 client, _ = self._listener.accept()
             except TimeoutError:
+                continue
+            if self.refusing:
+                client.close()
                 continue
             self.connections += 1
             limit = self.cut_after if self.cuts_left > 0 else None

@@ -164,8 +164,12 @@ def state_conninfo(settings: "Settings") -> str:
     from mailrelay.config import is_loopback
 
     given = conninfo_to_dict(settings.state_url)
-    extra: dict[str, object] = {"application_name": given.get("application_name", "mailrelay"),
-                                "connect_timeout": given.get("connect_timeout", 10)}
+    # A database that goes silent (a pulled cable, a dead NAT) is noticed by TCP keepalives and by the
+    # limit on unacknowledged data, not after the kernel's default of many minutes.
+    extra: dict[str, object] = {"application_name": "mailrelay", "connect_timeout": 10, "keepalives": 1,
+                                "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
+                                "tcp_user_timeout": 30000}
+    extra = {key: value for key, value in extra.items() if key not in given}
     password = settings.state_password.read()
     if password:
         extra["password"] = password
