@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
+import re
+import socket
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailrelay.i18n import tr
@@ -69,6 +71,11 @@ class Settings:
     quarantined_per_day: int = 10
     operators: tuple[str, ...] = ()  # who hears of outages; the alert desk when empty
     reference_path: Path | None = None  # the editors' additions to the reference data; None: shipped data only
+    state_url: str | None = None  # the shared PostgreSQL store; None: the SQLite file at state_path
+    state_password: Secret = field(default_factory=Secret)
+    state_ca_file: Path | None = None
+    failover_seconds: float = 30.0  # how long a standby node waits for a silent active node before taking over
+    node: str = field(default_factory=socket.gethostname)  # this node's name in the lease and the status
 
 
 def load_settings(path: Path) -> Settings:
@@ -93,9 +100,10 @@ def load_settings(path: Path) -> Settings:
     per_thread = doc.get(relay, "max_forwards_per_thread_per_hour", int, ("relay",), 10)
     _at_least_one(doc, ("relay", "max_forwards_per_thread_per_hour"), per_thread)
     state = _table(doc, data, "state")
-    doc.check_keys(state, ("path", "keep_raw_days"), ("state",))
+    doc.check_keys(state, _STATE_KEYS, ("state",))
     keep_raw_days = doc.get(state, "keep_raw_days", int, ("state",), 30)
     _at_least_one(doc, ("state", "keep_raw_days"), keep_raw_days)
+    shared_state = _shared_state(doc, state)
     schedule = _table(doc, data, "schedule")
     doc.check_keys(schedule, ("poll_seconds", "retry_min_seconds", "retry_max_seconds"), ("schedule",))
     retry = tuple(doc.get(schedule, name, (int, float), ("schedule",), default)
@@ -145,6 +153,7 @@ def load_settings(path: Path) -> Settings:
         outage_seconds=float(outage_minutes or 30) * 60,
         quarantined_per_day=quarantined_per_day if quarantined_per_day is not None else 10,
         operators=tuple(address for address in operators or [] if isinstance(address, str)),
+        **shared_state,
     )
     doc.raise_if_problems()
     return settings
@@ -270,10 +279,7 @@ def _endpoint(doc: TomlFile, table: dict, section: str) -> Endpoint:
                                             "plain (unencrypted) connections are only allowed to a loopback address"),
                     tr("tls oder starttls verwenden", "use tls or starttls"))
     if "password" in table:
-        doc.problem(key + ("password",), tr("ein Passwort gehört nicht in die Konfigurationsdatei",
-                                            "a password must not be written into the config file"),
-                    tr("password_file (oder ein systemd-Credential) oder password_env verwenden",
-                       "use password_file (or a systemd credential) or password_env"))
+        _refuse_password(doc, key + ("password",))
     port = doc.get(table, "port", int, key, _DEFAULT_PORTS[section][security])
     ca_file = doc.get(table, "ca_file", str, key, None)
     base = doc.path.parent
@@ -301,6 +307,104 @@ def _secret(doc: TomlFile, table: dict, key: Key) -> Secret:
     if credentials and not candidate.is_absolute() and (Path(credentials) / candidate).exists():
         return Secret(file=Path(credentials) / candidate)
     return Secret(file=_relative(doc.path.parent, file_name))
+
+
+def _refuse_password(doc: TomlFile, key: Key) -> None:
+    doc.problem(key, tr("ein Passwort gehört nicht in die Konfigurationsdatei",
+                        "a password must not be written into the config file"),
+                tr("password_file (oder ein systemd-Credential) oder password_env verwenden",
+                   "use password_file (or a systemd credential) or password_env"))
+
+
+_URL_ONLY_KEYS = ("password_file", "password_env", "ca_file", "failover_seconds")
+# "password" is known only to be refused, as in [imap].
+_STATE_KEYS = ("path", "keep_raw_days", "url", "node", "password") + _URL_ONLY_KEYS
+_URL_FORM = 'url = "postgresql://relay@db.example/mailrelay"'
+# postgresql://user:password@host/db, or ...?password=...: seen in the text too, for a URL that cannot be parsed
+_WRITTEN_PASSWORD = re.compile(r"^[a-z]+://[^/?#@]*:[^/?#@]*@|[?&]password=")
+
+
+def _shared_state(doc: TomlFile, table: dict) -> dict:
+    """The Settings fields for the shared PostgreSQL store ([state] url); with SQLite only `node` is read."""
+    key: Key = ("state",)
+    if "password" in table:
+        _refuse_password(doc, key + ("password",))
+    url = doc.get(table, "url", str, key, None)
+    if url is None:
+        _refuse_url_only_keys(doc, table)
+        return {"node": _node(doc, table)}
+    if "path" in table:
+        doc.problem(key + ("url",), tr("url oder path angeben, nicht beides: url nennt die PostgreSQL-Datenbank, "
+                                       "path die SQLite-Datei", "give url or path, not both: url names the "
+                                       "PostgreSQL database, path the SQLite file"))
+    _check_state_url(doc, url)
+    ca_file = doc.get(table, "ca_file", str, key, None)
+    return {"state_url": url, "state_password": _secret(doc, table, key), "node": _node(doc, table),
+            "state_ca_file": _optional_relative(doc.path.parent, ca_file), "failover_seconds": _failover(doc, table)}
+
+
+def _node(doc: TomlFile, table: dict) -> str:
+    node = doc.get(table, "node", str, ("state",), None)
+    if node is not None and not node.strip():
+        doc.problem(("state", "node"), tr("node darf nicht leer sein", "node must not be empty"),
+                    tr('weglassen (dann gilt der Rechnername) oder einen Namen angeben, z. B. node = "relay-1"',
+                       'leave it out (the host name is used) or give a name, like node = "relay-1"'))
+    return node or socket.gethostname()
+
+
+def _failover(doc: TomlFile, table: dict) -> float:
+    seconds = doc.get(table, "failover_seconds", (int, float), ("state",), 30.0)
+    if seconds is not None and not 2 <= seconds <= 600:
+        doc.problem(("state", "failover_seconds"),
+                    tr(f"failover_seconds muss zwischen 2 und 600 liegen, nicht {seconds}",
+                       f"failover_seconds must be between 2 and 600, not {seconds}"),
+                    tr("so lange wartet ein Ersatzknoten auf den schweigenden aktiven Knoten, z. B. 30",
+                       "how long a standby node waits for a silent active node, like 30"))
+    return float(seconds if seconds is not None else 30.0)
+
+
+def _refuse_url_only_keys(doc: TomlFile, table: dict) -> None:
+    for name in _URL_ONLY_KEYS:
+        if name in table:
+            doc.problem(("state", name), tr(f"{name} gilt nur mit url (der PostgreSQL-Datenbank)",
+                                            f"{name} applies only with url (the PostgreSQL database)"),
+                        tr(f"{name} streichen, oder die Datenbank mit url nennen: {_URL_FORM}",
+                           f"remove {name}, or name the database with url: {_URL_FORM}"))
+
+
+def _check_state_url(doc: TomlFile, url: str) -> None:
+    """A PostgreSQL URL without a password in it, verifying the server's certificate unless it is local.
+    The URL is never shown: it may hold a password."""
+    from psycopg import Error as PsycopgError
+    from psycopg.conninfo import conninfo_to_dict
+
+    key: Key = ("state", "url")
+    if not url.startswith(("postgresql://", "postgres://")):
+        doc.problem(key, tr("url muss mit postgresql:// oder postgres:// beginnen",
+                            "url must begin with postgresql:// or postgres://"),
+                    tr(f"z. B. {_URL_FORM}", f"like {_URL_FORM}"))
+        return
+    written_password = bool(_WRITTEN_PASSWORD.search(url))
+    try:
+        parts = conninfo_to_dict(url)
+    except PsycopgError as error:
+        detail = "" if written_password else f": {str(error).strip()}"
+        doc.problem(key, tr(f"die url kann nicht gelesen werden{detail}", f"cannot read the url{detail}"),
+                    tr(f"z. B. {_URL_FORM}", f"like {_URL_FORM}"))
+        parts = {}
+    if written_password or "password" in parts:
+        _refuse_password(doc, key)
+    sslmode = parts.get("sslmode")
+    if sslmode and sslmode != "verify-full" and not _local_database(str(parts.get("host") or "localhost")):
+        doc.problem(key, tr(f"sslmode={sslmode}: ohne Zertifikatsprüfung nur zu einer Loopback-Adresse",
+                            f"sslmode={sslmode}: connections without certificate checks only to a loopback address"),
+                    tr("sslmode=verify-full angeben oder weglassen: das Relay setzt verify-full selbst",
+                       "write sslmode=verify-full or leave it out: the relay sets verify-full itself"))
+
+
+def _local_database(host: str) -> bool:
+    """A Unix socket folder or loopback addresses only (libpq takes a comma-separated list of hosts)."""
+    return host.startswith("/") or all(is_loopback(part) for part in host.split(","))
 
 
 def is_loopback(host: str) -> bool:

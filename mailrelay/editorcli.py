@@ -98,7 +98,7 @@ def _replay(arguments) -> int:
     settings = load_settings(arguments.config)
     policy = load_policy_files(arguments.rules or settings.rules_path, arguments.signals or settings.signals_path,
                                settings.templates_path, settings.reference_path)
-    handled = _handled(settings.state_path, arguments.since)
+    handled = _handled(settings, arguments.since)
     if age_in_days(arguments.since) > settings.keep_raw_days:
         print(tr(f"Hinweis: Rohmails werden {settings.keep_raw_days} Tage aufbewahrt; ältere lassen sich nicht "
                  "erneut prüfen", f"note: raw mails are kept for {settings.keep_raw_days} days; older ones cannot "
@@ -120,17 +120,17 @@ def _replay(arguments) -> int:
     return EXIT_OK
 
 
-def _handled(state_path: Path, since: str) -> list:
+def _handled(settings, since: str) -> list:
     """The stored mails first seen since `since` that rules decided, with their raw bytes."""
     from mailrelay.mailfile import InputError
-    from mailrelay.state import open_store
+    from mailrelay.state import open_state
 
-    if not state_path.exists():
-        raise InputError(tr(f"keine Zustandsdatei unter {state_path}: das Relay hat noch keine Mail bearbeitet, "
-                            "oder --config nennt nicht die Konfiguration des Dienstes",
-                            f"no state file at {state_path}: the relay has handled no mail yet, or --config "
-                            "does not name the service's configuration"))
-    store = open_store(state_path, read_only=True)  # no lock, so it runs beside the service
+    if settings.state_url is None and not settings.state_path.exists():
+        raise InputError(tr(f"keine Zustandsdatei unter {settings.state_path}: das Relay hat noch keine Mail "
+                            "bearbeitet, oder --config nennt nicht die Konfiguration des Dienstes",
+                            f"no state file at {settings.state_path}: the relay has handled no mail yet, or "
+                            "--config does not name the service's configuration"))
+    store = open_state(settings, read_only=True)  # no lock, so it runs beside the service
     try:
         return [(record, raw) for record, raw in store.handled_since(since)
                 if record.rule and record.rule != "size-limit"]  # decided by rules, on the whole mail

@@ -1,4 +1,4 @@
-"""Where the mail servers' passwords come from, and whether they can be read: without showing them."""
+"""Where the passwords (mail servers, state database) come from, and whether they can be read: without showing them."""
 from __future__ import annotations
 
 import os
@@ -48,8 +48,14 @@ class Secret:
 
 def exposed_secrets(settings: Settings) -> list[str]:
     """A warning for each password file its group or anyone can read."""
-    endpoints = [part.server for part in (settings.imap, settings.smtp) if part]
-    return [warning for warning in (endpoint.password.exposure() for endpoint in endpoints) if warning]
+    return [warning for warning in (secret.exposure() for _, secret in _secrets(settings)) if warning]
+
+
+def _secrets(settings: Settings) -> list[tuple[str, Secret]]:
+    """Each password the config names, with its section: the mail servers', and the state database's."""
+    named = [(section, part.server.password) for section, part in (("imap", settings.imap), ("smtp", settings.smtp))
+             if part is not None]
+    return named + ([("state", settings.state_password)] if settings.state_url else [])
 
 
 def check_secrets(settings: Settings) -> list[Problem]:
@@ -59,11 +65,8 @@ def check_secrets(settings: Settings) -> list[Problem]:
     the config is not judged: the service's own check (ExecStartPre) sees its credentials."""
     doc = TomlFile.load(settings.path)
     problems = []
-    for section, part in (("imap", settings.imap), ("smtp", settings.smtp)):
-        if part is None:
-            continue
+    for section, secret in _secrets(settings):
         table = doc.data.get(section, {})
-        secret = part.server.password
         if secret.env and secret.env not in os.environ:
             problems.append(Problem(str(doc.path), doc.line_of((section, "password_env")), _unset(secret.env),
                                     _unset_hint()))

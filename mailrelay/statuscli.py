@@ -13,7 +13,7 @@ from mailrelay.i18n import tr
 
 def status(config: Path, as_json: bool) -> int:
     settings = load_settings(config)
-    seen = statusfile.observe(settings.state_path, statusfile.read_path())
+    seen = statusfile.observe(settings, statusfile.read_path())
     if seen.facts is None:
         return _unknown(seen, as_json)
     verdict = health.assess(seen.facts, health.Thresholds(settings.outage_seconds, settings.quarantined_per_day))

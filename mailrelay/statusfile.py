@@ -11,10 +11,15 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mailrelay.health import Facts, facts
 from mailrelay.i18n import tr
-from mailrelay.state import open_store
+from mailrelay.state import StoreUnavailable, open_state
+from mailrelay.tomlcheck import ConfigError
+
+if TYPE_CHECKING:
+    from mailrelay.config import Settings
 
 NAME = "status.json"
 DEFAULT_DIRECTORY = Path("/run/mailrelay")  # RuntimeDirectory=mailrelay in the shipped unit
@@ -54,31 +59,50 @@ class Observation:
 
     facts: Facts | None
     source: str  # "state", "status_file" or "none"
-    state_problem: str | None = None  # why the state file could not be read
+    state_problem: str | None = None  # why the state file or database could not be read
     status_file: Path | None = None
     written_at: str | None = None  # when the service wrote the status file
 
 
-def observe(state_path: Path, status_path: Path, now: datetime | None = None) -> Observation:
-    """The facts from the state file if it can be read, else from the status file (with the time now)."""
+def observe(settings: Settings, status_path: Path, now: datetime | None = None) -> Observation:
+    """The facts from the state store if it can be read, else from the status file (with the time now)."""
     now = now or datetime.now(timezone.utc)
-    problem = _unreadable(state_path)
-    if problem is None:
-        try:
-            store = open_store(state_path, read_only=True)
-            try:
-                return Observation(facts(store, now), "state")
-            finally:
-                store.close()
-        except sqlite3.Error as error:
-            problem = tr(f"die Zustandsdatei {state_path} ist nicht lesbar: {error}",
-                         f"the state file {state_path} cannot be read: {error}")
+    state_facts, problem = _from_state(settings, now)
+    if state_facts is not None:
+        return Observation(state_facts, "state")
     try:
         written = read(status_path)
     except (OSError, ValueError, TypeError, KeyError):
         return Observation(None, "none", problem, status_path)
     return Observation(replace(written, now=now.isoformat(timespec="milliseconds")), "status_file", problem,
                        status_path, written.now)
+
+
+def _from_state(settings: Settings, now: datetime) -> tuple[Facts | None, str | None]:
+    """The facts read from the store, or None and why they could not be."""
+    if settings.state_url:
+        try:
+            return _read_facts(settings, now), None
+        except (StoreUnavailable, ConfigError) as error:  # ConfigError: its password cannot be read here
+            reason = _first_line(error.__cause__ or error)  # the driver's words, without the store's English frame
+            return None, tr(f"die Zustandsdatenbank ist nicht erreichbar: {reason}",
+                            f"the state database cannot be reached: {reason}")
+    problem = _unreadable(settings.state_path)
+    if problem:
+        return None, problem
+    try:
+        return _read_facts(settings, now), None
+    except sqlite3.Error as error:
+        return None, tr(f"die Zustandsdatei {settings.state_path} ist nicht lesbar: {error}",
+                        f"the state file {settings.state_path} cannot be read: {error}")
+
+
+def _read_facts(settings: Settings, now: datetime) -> Facts:
+    store = open_state(settings, read_only=True)
+    try:
+        return facts(store, now)
+    finally:
+        store.close()
 
 
 def _unreadable(path: Path) -> str | None:
@@ -93,3 +117,8 @@ def _unreadable(path: Path) -> str | None:
         return tr(f"die Zustandsdatei {path} ist nicht lesbar: keine Leserechte",
                   f"the state file {path} cannot be read: no read permission")
     return None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mailrelay.app import PolicyHolder, build_relay
 from mailrelay.config import load_settings
-from mailrelay.state import open_store
+from mailrelay.state import open_state
 
 _MARKER = ".mailrelay-demo"
 _MAILS = Path(__file__).parent / "mails"
@@ -29,7 +29,7 @@ def run_demo(workdir: Path) -> str:
     config = workdir / "mailrelay.toml"
     config.write_text(_config_text(), encoding="utf-8")
     settings = load_settings(config)
-    store = open_store(settings.state_path)
+    store = open_state(settings)
     try:
         report = build_relay(settings, store, PolicyHolder(settings)).poll()
     finally:

@@ -2,8 +2,9 @@
 
 They run beside the service, without its lock: `list` and `show` read, `release` and `drop` record the
 editor's request (checked, with who and why), and the service's next poll carries it out. Exit codes: 0
-done; 1 a mistake said in one line (no such mail, not in this queue, no such desk, no state file, a
-release the rules would not forward). A configuration that is not usable ends with 2 in cli.main."""
+done; 1 a mistake said in one line (no such mail, not in this queue, no such desk, no state file or a
+state database that cannot be reached, a release the rules would not forward). A configuration that is
+not usable ends with 2 in cli.main."""
 from __future__ import annotations
 
 import argparse
@@ -47,10 +48,11 @@ def _run(arguments: argparse.Namespace) -> int:
     """Open the state the config names and do the command; an expected mistake is one line on stderr."""
     from mailrelay.config import load_settings
     from mailrelay.queues.core import QueueError
+    from mailrelay.state import StoreUnavailable
 
     settings = load_settings(arguments.config)
     try:
-        if not settings.state_path.exists():
+        if settings.state_url is None and not settings.state_path.exists():
             raise QueueError(tr(f"keine Zustandsdatei unter {settings.state_path}: das Relay ist hier noch nie"
                                 " gelaufen", f"no state file at {settings.state_path}: the relay has never run here"))
         return _COMMANDS[arguments.queue_command](arguments, settings)
@@ -62,6 +64,11 @@ def _run(arguments: argparse.Namespace) -> int:
             f"die Zustandsdatei ist nicht lesbar ({error}); ist sie älter, ergänzt der Dienst sie bei seinem"
             " nächsten Start", f"the state file cannot be read ({error}); if it is older, the service adds"
             " what is missing when it next starts"), file=sys.stderr)
+        return EXIT_REFUSED
+    except StoreUnavailable as error:
+        reason = str(error.__cause__ or error).strip().split("\n")[0]  # the driver's words, not the store's frame
+        print(f"mailrelay {arguments.queue}: " + tr(f"die Zustandsdatenbank ist nicht erreichbar: {reason}",
+                                                   f"the state database cannot be reached: {reason}"), file=sys.stderr)
         return EXIT_REFUSED
 
 
@@ -150,12 +157,12 @@ def _mail_id(text: str) -> int:
 
 
 def _store(settings, read_only: bool = False):
-    """The state store without the service's lock: SQLite serialises a request with a running poll."""
+    """The state store without the service's lock: the store serialises a request with a running poll."""
     import contextlib
 
-    from mailrelay.state import open_store
+    from mailrelay.state import open_state
 
-    return contextlib.closing(open_store(settings.state_path, read_only=read_only))
+    return contextlib.closing(open_state(settings, read_only=read_only))
 
 
 def _confidence(value: float | None) -> str:
