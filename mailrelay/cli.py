@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         return code
 
 
-_QUIET = ("explain", "check", "demo", "evaluate", "replay", "audit", "status", "quarantine", "review")  # their output is for people; events go to stderr, warnings only
+_QUIET = ("explain", "check", "demo", "evaluate", "replay", "audit", "status", "quarantine", "review",
+          "migrate")  # their output is for people; events go to stderr, warnings only
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,6 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     status.set_defaults(handler=_status)
     commands.add_parser("purge", help="drop raw mails older than keep_raw_days now (the service does it daily)"
                         ).set_defaults(handler=_purge)
+    migrate = commands.add_parser("migrate", help="move a SQLite state into an empty PostgreSQL database")
+    migrate.add_argument("--from", dest="source", type=Path, required=True, metavar="PATH", help="the SQLite state file")
+    migrate.add_argument("--to", dest="target", required=True, metavar="URL",
+                         help="postgresql://USER@HOST/DATABASE (the password from --password-file or PGPASSWORD)")
+    migrate.add_argument("--password-file", type=Path, metavar="FILE")
+    migrate.add_argument("--ca-file", type=Path, metavar="FILE", help="the CA that signed the database's certificate")
+    migrate.set_defaults(handler=_migrate)
     audit = commands.add_parser("audit", help="the audit trail: verify, list, show, export")
     from mailrelay.auditcli import add_audit_commands  # argparse only; the work is imported when it runs
 
@@ -275,6 +283,23 @@ def _purge(arguments) -> int:
         store.close()
     print(tr(f"die Originale von {purged} Mail(s) gelöscht, die älter als {settings.keep_raw_days} Tage sind",
              f"purged the raw bytes of {purged} mail(s) older than {settings.keep_raw_days} days"))
+    return EXIT_OK
+
+
+def _migrate(arguments) -> int:
+    from mailrelay.i18n import tr
+    from mailrelay.state import conninfo_for
+    from mailrelay.state.migrate import MigrationError, migrate
+
+    try:
+        password = arguments.password_file.read_text(encoding="utf-8").strip() if arguments.password_file else ""
+        moved = migrate(arguments.source, conninfo_for(arguments.target, password, arguments.ca_file))
+    except (MigrationError, OSError) as error:
+        _say(tr(f"nicht übertragen: {error}", f"not moved: {error}"))
+        return EXIT_POLL_FAILED
+    print(moved.describe())
+    print(tr("jetzt in [state] path durch url ersetzen und die Dienste starten",
+             "now replace [state] path by url and start the services"))
     return EXIT_OK
 
 
