@@ -34,5 +34,5 @@ def build_relay(settings: Settings, store: Store, policy: PolicyHolder) -> Relay
     transport = SmtpTransport(settings.smtp) if settings.smtp else OutboxTransport(settings.outbox)
     limits = Limits(settings.keep_raw_days, settings.retry_seconds, settings.max_forwards_per_sender_per_hour,
                     settings.max_forwards_per_thread_per_hour, max_forwards_per_poll=settings.max_forwards_per_poll)
-    thresholds = Thresholds(settings.outage_seconds, settings.quarantined_per_day)
+    thresholds = Thresholds(settings.outage_seconds, settings.quarantined_per_day, settings.failover_seconds)
     return Relay(store, source, transport, policy, Identity.of(settings), limits, thresholds, settings.operators)

@@ -1,6 +1,7 @@
 """The long-running service: APScheduler runs the polls; signals reload and stop it."""
 from __future__ import annotations
 
+import dataclasses
 import faulthandler
 import queue
 import signal
@@ -278,6 +279,8 @@ class Daemon:
             return
         try:
             state = health.facts(self.relay.store)
+            if self.lease:
+                state = dataclasses.replace(state, node=self.lease.node)
             if self.metrics:
                 self.metrics.refresh(state, self.relay.store.audit_head()[0])
             if self.status_path:

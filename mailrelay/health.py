@@ -18,6 +18,7 @@ WORDS = {HEALTHY: "healthy", DEGRADED: "degraded", FAILING: "failing"}  # the --
 class Thresholds:
     outage_seconds: float = 1800  # how long the relay may be unable to do its job before it says so
     quarantined_per_day: int = 10  # more quarantined mails than this in 24 hours is not bad luck
+    failover_seconds: float = 30  # a shared state: how long the lease may go unrenewed before no node acts
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,18 @@ class Facts:
     in_review: int = 0  # sent to the editors for review and not yet worked
     rules_version: str | None = None  # the version of the editors' files in force
     reload_refused: RefusedReload | None = None
+    # A shared state: the lease as the database has it (epoch, holder, silent_seconds), and this node's name.
+    lease: dict | None = None
+    node: str | None = None
+
+    @property
+    def role(self) -> str | None:
+        """'active' when this node holds a live lease, 'standby' when another node does or none does;
+        None for a state of one node (a SQLite file)."""
+        if self.lease is None:
+            return None
+        return "active" if self.node and self.lease.get("holder") == self.node \
+            and self.lease.get("silent_seconds") is not None else "standby"
 
     @classmethod
     def from_dict(cls, data: dict) -> "Facts":
@@ -97,7 +110,18 @@ def facts(store: Store, now: datetime | None = None) -> Facts:
                  paused=store.paused(), outage_since=store.flag("outage_since"),
                  in_quarantine=counts.get("in_quarantine", 0), in_review=counts.get("in_review", 0),
                  rules_version=store.flag("rules_version"),
-                 reload_refused=RefusedReload.from_json(store.flag("reload_refused")))
+                 reload_refused=RefusedReload.from_json(store.flag("reload_refused")),
+                 lease=_lease(store))
+
+
+def _lease(store: Store) -> dict | None:
+    row = store.lease_row() if hasattr(store, "lease_row") else None
+    if row is None:
+        return None
+    silent = row.get("silent_seconds")
+    return {"epoch": row["epoch"], "holder": row["holder"],
+            "silent_seconds": None if silent is None else round(silent, 1),
+            "since": row["since"].isoformat(timespec="seconds") if row.get("since") else None}
 
 
 def assess(state: Facts, limits: Thresholds) -> Verdict:
@@ -106,6 +130,8 @@ def assess(state: Facts, limits: Thresholds) -> Verdict:
     or the editors' latest change was refused and older rules are in force."""
     failing: list[str] = []
     degraded: list[str] = []
+    if state.lease is not None:
+        _leased(state, limits, failing)
     if state.paused:
         failing.append(tr(f"die Weiterleitung ist angehalten: {state.paused}", f"forwarding is paused: {state.paused}"))
     _polls(state, limits, failing, degraded)
@@ -138,6 +164,13 @@ def _polls(state: Facts, limits: Thresholds, failing: list[str], degraded: list[
                           f"no poll since {state.last_poll_ok}: is the service running?"))
 
 
+def _leased(state: Facts, limits: Thresholds, failing: list[str]) -> None:
+    silent = state.lease.get("silent_seconds")
+    if not state.lease.get("holder") or silent is None or silent > limits.failover_seconds:
+        failing.append(tr("kein Knoten ist aktiv: läuft mailrelay auf einem der Knoten, ist die Datenbank erreichbar?",
+                          "no node is active: is mailrelay running on one of the nodes, can it reach the database?"))
+
+
 def _refused_problem(refused: RefusedReload) -> str:
     files = ", ".join(refused.files)
     return tr(f"Regeländerung am {refused.at} abgelehnt ({len(refused.problems)} Fehler in {files}); "
@@ -148,7 +181,7 @@ def _refused_problem(refused: RefusedReload) -> str:
 
 def report(state: Facts, verdict: Verdict) -> dict:
     """The status as one JSON-able object."""
-    return {"status": verdict.word, "problems": verdict.problems, **asdict(state)}
+    return {"status": verdict.word, "problems": verdict.problems, **asdict(state), "role": state.role}
 
 
 def format_report(state: Facts, verdict: Verdict) -> str:
@@ -164,11 +197,27 @@ def format_report(state: Facts, verdict: Verdict) -> str:
              if state.rules_version else tr("unbekannt", "unknown")),
             (tr("letzter Fehler", "last error"), (state.last_error or none)
              + (tr(f" (um {state.last_error_at})", f" (at {state.last_error_at})") if state.last_error_at else ""))]
+    if state.lease is not None:
+        rows.insert(0, (tr("Knoten", "node"), _node_line(state)))
     width = max(len(label) for label, _ in rows) + 1
     lines = [f"mailrelay: {verdict.label}"] + [f"  {label + ':':<{width}} {value}" for label, value in rows]
     lines += _refused_lines(state.reload_refused)
     lines += [f"  {tr('Problem', 'problem')}: {problem}" for problem in verdict.problems]
     return "\n".join(lines)
+
+
+def _node_line(state: Facts) -> str:
+    lease = state.lease
+    holder, epoch, silent = lease.get("holder"), lease.get("epoch"), lease.get("silent_seconds")
+    renewed = tr(f"vor {silent:.0f} s erneuert", f"renewed {silent:.0f} s ago") if silent is not None else \
+        tr("nicht erneuert", "not renewed")
+    if state.role == "active":
+        return tr(f"{state.node}, aktiv (Epoche {epoch}, {renewed})", f"{state.node}, active (epoch {epoch}, {renewed})")
+    who = state.node or tr("dieser", "this one")
+    if holder and silent is not None:
+        return tr(f"{who}, in Bereitschaft; aktiv ist {holder} (Epoche {epoch}, {renewed})",
+                  f"{who}, standby; {holder} is active (epoch {epoch}, {renewed})")
+    return tr(f"{who}, in Bereitschaft; kein Knoten ist aktiv", f"{who}, standby; no node is active")
 
 
 def _refused_lines(refused: RefusedReload | None) -> list[str]:

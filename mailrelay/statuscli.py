@@ -2,6 +2,7 @@
 Who cannot read the state (a monitor, under the shipped unit) gets the facts from the service's status file."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -16,12 +17,14 @@ def status(config: Path, as_json: bool) -> int:
     seen = statusfile.observe(settings, statusfile.read_path())
     if seen.facts is None:
         return _unknown(seen, as_json)
-    verdict = health.assess(seen.facts, health.Thresholds(settings.outage_seconds, settings.quarantined_per_day))
+    facts = dataclasses.replace(seen.facts, node=settings.node) if settings.state_url else seen.facts
+    verdict = health.assess(facts, health.Thresholds(settings.outage_seconds, settings.quarantined_per_day,
+                                                     settings.failover_seconds))
     if as_json:
-        report = dict(health.report(seen.facts, verdict), source=seen.source, state_error=seen.state_problem)
+        report = dict(health.report(facts, verdict), source=seen.source, state_error=seen.state_problem)
         print(json.dumps(report, ensure_ascii=False, indent=2))
     else:
-        print(health.format_report(seen.facts, verdict))
+        print(health.format_report(facts, verdict))
         if seen.source == "status_file":
             print(tr(f"  (aus der Statusdatei {seen.status_file}, geschrieben {seen.written_at}; "
                      f"{seen.state_problem})",

@@ -2,8 +2,11 @@
 it dies, freezes, or loses the database, and nothing is lost or forwarded twice outside the SMTP window."""
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -79,6 +82,14 @@ def _assert_whole(dovecot, user: str, sink, mails: list[bytes], disruptions: int
     return {"extra": extra}
 
 
+def _status(node: Node) -> tuple[str, str]:
+    """What `mailrelay status --json` on that node says: its role and the lease's holder."""
+    result = subprocess.run([sys.executable, "-m", "mailrelay", "--config", str(node.config), "status", "--json"],
+                            capture_output=True, text=True, cwd=node.config.parent, timeout=60)
+    report = json.loads(result.stdout)
+    return report["role"], report["lease"]["holder"]
+
+
 def _one_active_among(nodes: list[Node], database_url: str) -> None:
     """The lease names one living node, and it is the only one whose log says it works now."""
     holder = _active(nodes, database_url)
@@ -100,6 +111,7 @@ def test_one_node_of_two_acts_and_a_kill_mid_backlog_hands_over(cluster, dovecot
     second = cluster("node-b")
     wait_for(lambda: second.saw("daemon.standby"), 20, "the second node stands by")
     assert lease(postgres_url)["holder"] == "node-a"
+    assert _status(first) == ("active", "node-a") and _status(second) == ("standby", "node-a")
     mails = _backlog(80, "k")
     _fill(dovecot, imap_user, mails)
     wait_for(lambda: len(smtp_sink.received) >= 10, 60, "the active node at work")

@@ -159,23 +159,28 @@ def open_store(where: Path | str, read_only: bool = False) -> Store:
 def state_conninfo(settings: "Settings") -> str:
     """The libpq connection string for [state] url: the password from its file, credential or variable;
     TLS verified against the CA (sslmode=verify-full) unless the database is on this machine."""
+    return conninfo_for(settings.state_url, settings.state_password.read(), settings.state_ca_file)
+
+
+def conninfo_for(url: str, password: str = "", ca_file: Path | None = None) -> str:
+    """A URL as the relay connects with it: the password given apart, TLS verified off loopback, TCP
+    keepalives, a connect timeout."""
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     from mailrelay.config import is_loopback
 
-    given = conninfo_to_dict(settings.state_url)
+    given = conninfo_to_dict(url)
     # A database that goes silent (a pulled cable, a dead NAT) is noticed by TCP keepalives and by the
     # limit on unacknowledged data, not after the kernel's default of many minutes.
     extra: dict[str, object] = {"application_name": "mailrelay", "connect_timeout": 10, "keepalives": 1,
                                 "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
                                 "tcp_user_timeout": 30000}
     extra = {key: value for key, value in extra.items() if key not in given}
-    password = settings.state_password.read()
     if password:
         extra["password"] = password
     host = str(given.get("host") or "localhost")
     if not (host.startswith("/") or all(is_loopback(part) for part in host.split(","))):
         extra["sslmode"] = "verify-full"
-        if settings.state_ca_file:
-            extra["sslrootcert"] = str(settings.state_ca_file)
-    return make_conninfo(settings.state_url, **extra)
+        if ca_file:
+            extra["sslrootcert"] = str(ca_file)
+    return make_conninfo(url, **extra)
