@@ -55,6 +55,23 @@ class Postgres:
         if not wait_for_port(self.port, 30):
             self.__exit__(None, None, None)
             raise RuntimeError(f"PostgreSQL did not start: {(self.folder / 'server.log').read_text()[-2000:]}")
+        self._wait_accepting()
+
+    def _wait_accepting(self, timeout: float = 30) -> None:
+        """The port opens before the server accepts sessions ("the database system is starting up")."""
+        import time
+
+        import psycopg
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                psycopg.connect(self.url(), connect_timeout=5).close()
+                return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
     def restart(self, down_seconds: float = 0) -> None:
         """Stop the server (fast shutdown: every session is ended), stay down a while, start it again on
