@@ -1,17 +1,22 @@
 """The audit trail read back, read-only beside the service: verify the hash chain, list, show, export."""
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
-import re
-import sqlite3
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Callable, Iterator
+from typing import IO, TYPE_CHECKING, Callable, ContextManager, Iterator
 
 from mailrelay.i18n import tr
-from mailrelay.state import GENESIS, event_hash
+from mailrelay.state import GENESIS, event_hash, state_conninfo
+from mailrelay.state.trails import (EXPORT_COLUMNS, LIST_COLUMNS, MailFilter, Trail, TrailError, open_postgres_trail,
+                                    open_sqlite_trail)
+
+if TYPE_CHECKING:
+    from mailrelay.config import Settings
+
+__all__ = ["EXPORT_COLUMNS", "LIST_COLUMNS", "Break", "MailFilter", "Trail", "TrailError", "Verdict", "export_rows",
+           "find_mails", "format_list", "format_story", "list_mails", "open_trail", "open_trail_for", "story",
+           "verify", "write_export"]
 
 _PROBLEMS = {  # (German, English): said in the language in force when a break is described
     "altered": ("sein Inhalt wurde verändert, oder der Eintrag davor wurde verändert und sein Prüfwert neu berechnet",
@@ -19,34 +24,16 @@ _PROBLEMS = {  # (German, English): said in the language in force when a break i
     "unhashed": ("er hat keinen Prüfwert: er wurde außerhalb des Relays geschrieben",
                  "it has no hash: it was written outside the relay"),
 }
-LIST_COLUMNS = ("id", "first_seen", "state", "kind", "route", "from_address", "subject", "message_id")
-EXPORT_COLUMNS = ("id", "at", "mail_id", "message_id", "from_address", "subject", "event", "detail", "hash")
 _SPREADSHEET_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
-
-class TrailError(Exception):
-    """The state file is missing, or holds no readable audit trail."""
+open_trail = open_sqlite_trail  # the SQLite file by its path, as callers from before the PostgreSQL store ask
 
 
-@contextlib.contextmanager
-def open_trail(path: Path) -> Iterator[sqlite3.Connection]:
-    """A read-only connection (no lock, so it runs beside the service) inside one read transaction:
-    every query sees the same snapshot while the relay goes on appending."""
-    if not path.exists():
-        raise TrailError(f"no state file at {path}: nothing has been recorded yet")
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, timeout=30)
-    db.row_factory = sqlite3.Row
-    try:
-        db.execute("BEGIN")
-        columns = {row["name"] for row in db.execute("PRAGMA table_info(events)")}
-        if "hash" not in columns:
-            raise TrailError(f"{path} has no hash-chained audit trail"
-                             + (" yet: the relay chains it when it next starts" if columns else ""))
-        yield db
-    except sqlite3.DatabaseError as error:
-        raise TrailError(f"{path} is not a readable state file: {error}") from error
-    finally:
-        db.close()
+def open_trail_for(settings: Settings) -> ContextManager[Trail]:
+    """The trail of the store the config names: [state] url, else the SQLite file at [state] path."""
+    if settings.state_url:
+        return open_postgres_trail(state_conninfo(settings))
+    return open_sqlite_trail(settings.state_path)
 
 
 # verify
@@ -101,77 +88,47 @@ class Verdict:
                 "breaks": [dict(vars(item), message=item.describe()) for item in self.breaks]}
 
 
-def verify(db: sqlite3.Connection) -> Verdict:
+def verify(trail: Trail) -> Verdict:
     """Walk the events in id order: each record's hash must follow from its stored fields and the stored
-    hash of the record before it; a gap in the ids (AUTOINCREMENT never reuses one) is a removal.
+    hash of the record before it; a gap in the ids (the stores never reuse or skip one) is a removal.
 
-    The chain alone cannot show that the newest records were cut off: the rest still chains. SQLite's
-    AUTOINCREMENT counter catches a plain DELETE of them, but someone editing the file can reset that
-    too; the head hash the relay logs with each `poll.finished` is what anchors the end. The chain covers
-    the events only: the `mails` table is the relay's working copy and can be changed unnoticed."""
+    The chain alone cannot show that the newest records were cut off: the rest still chains. The store's
+    own count of the numbers it gave out (SQLite's AUTOINCREMENT counter, PostgreSQL's `audit_head`)
+    catches a plain DELETE of them, but someone with write access can reset that too; the head hash the
+    relay logs with each `poll.finished` is what anchors the end. The chain covers the events only: the
+    `mails` table is the relay's working copy and can be changed unnoticed."""
     breaks: list[Break] = []
     previous: str | None = GENESIS  # None: the record before has no hash, so this one cannot be checked
     expected, count = 1, 0
-    for row in db.execute("SELECT id, at, mail_id, event, detail, hash FROM events ORDER BY id"):
+    for row in trail.events():
         count += 1
         if row["id"] > expected:
             breaks.append(Break(expected, row["id"] - 1, "missing"))
         elif previous is not None and (problem := _problem(row, previous)):
             breaks.append(Break(row["id"], row["id"], problem, str(row["at"]), str(row["event"])))
         previous, expected = row["hash"], row["id"] + 1
-    issued = _last_issued_id(db)
+    issued = trail.last_issued()
     if issued >= expected:
         breaks.append(Break(expected, issued, "truncated"))
     return Verdict(count, previous or GENESIS, tuple(breaks))
 
 
-def _problem(row: sqlite3.Row, previous: str) -> str | None:
+def _problem(row: dict, previous: str) -> str | None:
     if row["hash"] is None:
         return "unhashed"
     try:
         digest = event_hash(previous, row["at"], row["mail_id"], row["event"], row["detail"])
-    except TypeError:  # a field rewritten as a blob
+    except TypeError:  # a field rewritten as a blob (SQLite keeps whatever type is written)
         return "altered"
     return None if digest == row["hash"] else "altered"
-
-
-def _last_issued_id(db: sqlite3.Connection) -> int:
-    try:
-        row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-    except sqlite3.OperationalError:  # no AUTOINCREMENT table has ever been written
-        return 0
-    return int(row["seq"]) if row else 0
 
 
 # list
 
 
-@dataclass(frozen=True)
-class MailFilter:
-    """The filters of `audit list`; each given one must hold."""
-
-    since: str | None = None
-    sender: str | None = None
-    desk: str | None = None
-    kind: str | None = None
-    state: str | None = None
-    review: bool = False  # only mails sent to the editors for review (waiting or worked)
-
-
-def list_mails(db: sqlite3.Connection, where: MailFilter) -> list[dict]:
+def list_mails(trail: Trail, where: MailFilter) -> list[dict]:
     """The mails the filters select, oldest first."""
-    clauses = [(f"{column} {operator} ?", value) for column, operator, value in
-               (("first_seen", ">=", where.since), ("route", "=", where.desk), ("kind", "=", where.kind),
-                ("state", "=", where.state), ("queue", "=", "review" if where.review else None))
-               if value is not None]
-    condition = " WHERE " + " AND ".join(clause for clause, _ in clauses) if clauses else ""
-    rows = db.execute(f"SELECT {', '.join(LIST_COLUMNS)} FROM mails{condition} ORDER BY id",
-                      [value for _, value in clauses])
-    mails = [dict(row) for row in rows]
-    if where.sender:  # in Python: SQLite's lower() knows only ASCII
-        needle = where.sender.casefold()
-        mails = [mail for mail in mails if needle in mail["from_address"].casefold()]
-    return mails
+    return trail.mails(where)
 
 
 def format_list(mails: list[dict]) -> str:
@@ -189,27 +146,16 @@ def format_list(mails: list[dict]) -> str:
 # show
 
 
-def find_mails(db: sqlite3.Connection, identifier: str) -> list[sqlite3.Row]:
+def find_mails(trail: Trail, identifier: str) -> list[dict]:
     """Mails by Message-ID (with or without its angle brackets), else by mail number, else by a prefix of
     at least 8 hex digits of the sha256. Several mails may share a Message-ID: all are returned."""
-    bare = identifier.strip().removeprefix("<").removesuffix(">").strip()
-    if not bare:
-        return []
-    rows = db.execute("SELECT * FROM mails WHERE message_id = ? OR instr(message_id, ?) > 0 ORDER BY id",
-                      (bare, f"<{bare}>")).fetchall()
-    if not rows and bare.isdigit():
-        rows = db.execute("SELECT * FROM mails WHERE id = ?", (int(bare),)).fetchall()
-    if not rows and re.fullmatch(r"[0-9a-fA-F]{8,64}", bare):
-        rows = db.execute("SELECT * FROM mails WHERE substr(sha256, 1, ?) = ? ORDER BY id",
-                          (len(bare), bare.lower())).fetchall()
-    return rows
+    return trail.find_mails(identifier)
 
 
-def story(db: sqlite3.Connection, mail: sqlite3.Row) -> dict:
+def story(trail: Trail, mail: dict) -> dict:
     """One mail's metadata and every audit record about it, in order."""
-    events = db.execute("SELECT id, at, event, detail, hash FROM events WHERE mail_id = ? ORDER BY id", (mail["id"],))
-    return {"mail": {key: mail[key] for key in mail.keys()},
-            "events": [dict(row, detail=_parsed(row["detail"])) for row in events]}
+    events = trail.events_of(mail["id"])
+    return {"mail": dict(mail), "events": [dict(row, detail=_parsed(row["detail"])) for row in events]}
 
 
 def format_story(told: dict) -> str:
@@ -297,14 +243,9 @@ _DETAIL_FORMATS: dict[str, Callable[[dict], list[str]]] = {
 # export
 
 
-def export_rows(db: sqlite3.Connection, since: str | None) -> Iterator[dict]:
+def export_rows(trail: Trail, since: str | None) -> Iterator[dict]:
     """Every audit record, oldest first, with its mail's Message-ID, sender and subject."""
-    condition = " WHERE events.at >= ?" if since else ""
-    rows = db.execute("SELECT events.id, events.at, events.mail_id, mails.message_id, mails.from_address,"
-                      " mails.subject, events.event, events.detail, events.hash FROM events"
-                      f" LEFT JOIN mails ON mails.id = events.mail_id{condition} ORDER BY events.id",
-                      (since,) if since else ())
-    return (dict(row) for row in rows)
+    return trail.export(since)
 
 
 def write_export(rows: Iterator[dict], form: str, out: IO[str]) -> int:

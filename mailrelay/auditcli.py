@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from mailrelay.timespec import since_argument
+
+if TYPE_CHECKING:
+    from mailrelay.state.trails import Trail
 
 EXIT_OK, EXIT_FAILED = 0, 1  # EXIT_FAILED: a broken chain, a mail not found, or no readable state file
 # The states a mail passes through (store.py and runner.py write them); a typo is a usage error.
@@ -40,43 +44,43 @@ def add_audit_commands(parser: argparse.ArgumentParser) -> None:
 
 
 def _on_trail(arguments: argparse.Namespace) -> int:
-    """Open the state file the config names, read-only and without the lock, and run the command's work."""
+    """Open the store the config names, read-only and without the lock, and run the command's work."""
     import sys
 
-    from mailrelay.audit import TrailError, open_trail
+    from mailrelay.audit import TrailError, open_trail_for
     from mailrelay.config import load_settings
 
     try:
-        with open_trail(load_settings(arguments.config).state_path) as db:
-            return arguments.work(arguments, db)
+        with open_trail_for(load_settings(arguments.config)) as trail:
+            return arguments.work(arguments, trail)
     except TrailError as error:
         print(f"mailrelay audit: {error}", file=sys.stderr)
         return EXIT_FAILED
 
 
-def _verify(arguments: argparse.Namespace, db) -> int:
+def _verify(arguments: argparse.Namespace, trail: Trail) -> int:
     from mailrelay.audit import verify
 
-    verdict = verify(db)
+    verdict = verify(trail)
     _print(arguments, verdict.as_dict(), verdict.describe())
     return EXIT_OK if verdict.intact else EXIT_FAILED
 
 
-def _list(arguments: argparse.Namespace, db) -> int:
+def _list(arguments: argparse.Namespace, trail: Trail) -> int:
     from mailrelay.audit import MailFilter, format_list, list_mails
 
-    mails = list_mails(db, MailFilter(arguments.since, arguments.sender, arguments.desk, arguments.kind,
-                                      arguments.state, arguments.review))
+    mails = list_mails(trail, MailFilter(arguments.since, arguments.sender, arguments.desk, arguments.kind,
+                                         arguments.state, arguments.review))
     _print(arguments, {"count": len(mails), "mails": mails}, format_list(mails))
     return EXIT_OK
 
 
-def _show(arguments: argparse.Namespace, db) -> int:
+def _show(arguments: argparse.Namespace, trail: Trail) -> int:
     import sys
 
     from mailrelay.audit import find_mails, format_story, story
 
-    stories = [story(db, mail) for mail in find_mails(db, arguments.message_id)]
+    stories = [story(trail, mail) for mail in find_mails(trail, arguments.message_id)]
     if not stories:
         print(f"mailrelay audit: no mail with Message-ID, number or sha256 {arguments.message_id!r}", file=sys.stderr)
         return EXIT_FAILED
@@ -85,12 +89,12 @@ def _show(arguments: argparse.Namespace, db) -> int:
     return EXIT_OK
 
 
-def _export(arguments: argparse.Namespace, db) -> int:
+def _export(arguments: argparse.Namespace, trail: Trail) -> int:
     import sys
 
     from mailrelay.audit import export_rows, write_export
 
-    rows = export_rows(db, arguments.since)
+    rows = export_rows(trail, arguments.since)
     if not arguments.output:
         try:
             write_export(rows, arguments.format, sys.stdout)

@@ -1,10 +1,10 @@
-"""`mailrelay audit`: verify the hash chain, list, show and export, over a state file the store wrote."""
+"""`mailrelay audit`: verify the hash chain, list, show and export, over a SQLite file its store wrote and
+over a PostgreSQL database written as its store writes one."""
 from __future__ import annotations
 
 import csv
 import io
 import json
-import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -15,8 +15,13 @@ import pytest
 
 from mailrelay.cli import main
 from mailrelay.state import event_hash
-from mailrelay.state.sqlite import SqliteStore as Store
+from mailrelay.state.sqlite import SqliteStore
 from tests.helpers import REPO
+from tests.relaytest import closed_port
+from tests.trailtest import PostgresBackend, PostgresWriter, SqliteBackend
+
+Backend = SqliteBackend | PostgresBackend
+Store = SqliteStore | PostgresWriter
 
 EVIDENCE = [
     {"field": "kind", "value": "application", "signal": "kind.application 'beworben'", "where": "body line 3",
@@ -28,10 +33,10 @@ EVIDENCE = [
 
 @dataclass(frozen=True)
 class Trail:
-    """A state file with four mails and a relay event, and the config that names it."""
+    """A state store with four mails and a relay event, and the config that names it."""
 
     config: Path
-    state: Path
+    backend: Backend
     application: int
     bounce: int
     inquiry: int
@@ -56,10 +61,24 @@ def _forward(store: Store, mail_id: int, desk: str) -> None:
     store.update(mail_id, "mail.archived", {"mailbox": "Processed"}, archived_to="Processed")
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request, tmp_path: Path) -> Backend:
+    """Each store in turn; PostgreSQL's server starts only for the tests that ask for it."""
+    if request.param == "sqlite":
+        return SqliteBackend(tmp_path)
+    return PostgresBackend(tmp_path, request.getfixturevalue("postgres_url"))
+
+
+def _config(folder: Path, state_table: str) -> Path:
+    config = folder / "mailrelay.toml"
+    config.write_text(f'[maildir]\npath = "inbox"\n\n[outbox]\npath = "outbox"\n\n[state]\n{state_table}\n'
+                      '[relay]\nfrom_address = "relay@clusterplattform.example"\n', encoding="utf-8")
+    return config
+
+
 @pytest.fixture
-def trail(tmp_path: Path) -> Trail:
-    state = tmp_path / "state.sqlite"
-    store = Store(state)
+def trail(tmp_path: Path, backend: Backend) -> Trail:
+    store = backend.store()
     application = store.add_mail("a1" * 32, "<a1@wirtschaft.example.de>", "maildir:1",
                                  "Sabine.Albrecht@Wirtschaft.Example.de", "Bewerbung Cluster-Expertengruppe", b"raw 1")
     _decide(store, application, "application", "desk-public", "public-body-germany")
@@ -79,26 +98,20 @@ def trail(tmp_path: Path) -> Trail:
     store.update(same, "mail.failed", {"key": "maildir:4", "error": "TemplateError: broken", "at": "render.py:9"},
                  state="quarantined", reason="TemplateError: broken")
     store.close()
-    config = tmp_path / "mailrelay.toml"
-    config.write_text('[maildir]\npath = "inbox"\n\n[outbox]\npath = "outbox"\n\n[state]\npath = "state.sqlite"\n\n'
-                      '[relay]\nfrom_address = "relay@clusterplattform.example"\n', encoding="utf-8")
-    return Trail(config, state, application, bounce, inquiry, same)
+    return Trail(_config(tmp_path, backend.state_table), backend, application, bounce, inquiry, same)
 
 
 def _audit(trail: Trail, *arguments: str, lang: str = "en") -> int:
     return main(["--lang", lang, "--config", str(trail.config), "audit", *arguments])
 
 
-def _events(trail: Trail) -> list[sqlite3.Row]:
-    with sqlite3.connect(trail.state) as db:
-        db.row_factory = sqlite3.Row
-        return db.execute("SELECT * FROM events ORDER BY id").fetchall()
+def _events(trail: Trail) -> list[dict]:
+    return trail.backend.execute("SELECT * FROM events ORDER BY id")
 
 
 def _tamper(trail: Trail, statement: str, arguments: tuple = ()) -> None:
-    """Change the state file behind the relay's back, as someone with write access to it could."""
-    with sqlite3.connect(trail.state) as db:
-        db.execute(statement, arguments)
+    """Change the state behind the relay's back, as someone with write access to it could."""
+    trail.backend.execute(statement, arguments)
 
 
 def _decided_id(trail: Trail, mail_id: int) -> int:
@@ -163,7 +176,8 @@ def test_verify_names_a_record_without_a_hash_and_only_it(trail, capsys):
 
 
 def test_verify_notices_the_newest_records_deleted(trail, capsys):
-    """A plain DELETE of the newest records still chains, but the AUTOINCREMENT counter remembers them."""
+    """A plain DELETE of the newest records still chains, but the store's count of the numbers it gave out
+    remembers them (SQLite's AUTOINCREMENT counter, PostgreSQL's audit_head)."""
     last = _events(trail)[-1]["id"]
     _tamper(trail, "DELETE FROM events WHERE id >= ?", (last - 1,))
     assert _audit(trail, "verify", "--json") == 1
@@ -198,7 +212,7 @@ def test_list_filters_by_state_and_review(trail, capsys):
         assert _audit(trail, "list", "--json", *filters) == 0
         return [mail["id"] for mail in json.loads(capsys.readouterr().out)["mails"]]
 
-    store = Store(trail.state)
+    store = trail.backend.store()
     store.update(trail.inquiry, "queue.dropped", {"by": "Erika", "reason": "erledigt"}, queue="review",
                  queued_at="2026-11-28T05:35:26.000+00:00", queue_left="2026-11-29T08:00:00.000+00:00")
     store.close()
@@ -294,11 +308,46 @@ def test_export_jsonl_to_a_file_since_a_moment(trail, tmp_path, capsys):
     assert decided["detail"]["evidence"] == EVIDENCE and decided["message_id"]
 
 
-def test_a_missing_state_file_is_reported_and_not_created(trail, capsys):
+def test_a_missing_state_file_is_reported_and_not_created(tmp_path, capsys):
     """Without a state file each command says so and exits 1; nothing is created."""
-    trail.state.unlink()
-    assert _audit(trail, "verify") == 1
-    assert "no state file at" in capsys.readouterr().err and not trail.state.exists()
+    config = _config(tmp_path, 'path = "state.sqlite"\n')
+    assert main(["--config", str(config), "audit", "verify"]) == 1
+    assert "no state file at" in capsys.readouterr().err and not (tmp_path / "state.sqlite").exists()
+
+
+def test_an_unreachable_state_database_is_reported(tmp_path, capsys):
+    """A [state] url nothing answers at: the command says the database cannot be reached and exits 1."""
+    (tmp_path / "state.password").write_text("secret\n", encoding="utf-8")
+    config = _config(tmp_path, f'url = "postgresql://relay@127.0.0.1:{closed_port()}/mailrelay"\n'
+                               'password_file = "state.password"\n')
+    assert main(["--config", str(config), "audit", "list"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mailrelay audit: die Zustandsdatenbank ist nicht erreichbar: ") and "secret" not in err
+
+
+def test_a_state_database_without_the_tables_is_reported(tmp_path, postgres_url, capsys):
+    """A database the relay never started on holds no trail: verify says so rather than calling it intact."""
+    config = _config(tmp_path, PostgresBackend(tmp_path, postgres_url).state_table)
+    assert main(["--lang", "en", "--config", str(config), "audit", "verify"]) == 1
+    assert "the state database holds no audit trail (missing: mails, events, audit_head)" in capsys.readouterr().err
+
+
+def test_the_trail_is_one_snapshot_while_the_relay_appends(trail):
+    """Records appended while a trail is open are not seen by it, so verify and export agree on one state;
+    the next trail sees them."""
+    from mailrelay.audit import export_rows, open_trail_for, verify
+    from mailrelay.config import load_settings
+
+    settings = load_settings(trail.config)
+    with open_trail_for(settings) as snapshot:
+        before = verify(snapshot).records
+        store = trail.backend.store()
+        store.pause("a second pause")
+        store.close()
+        assert verify(snapshot).intact and verify(snapshot).records == before
+        assert len(list(export_rows(snapshot, None))) == before
+    with open_trail_for(settings) as later:
+        assert verify(later).records == before + 1 and verify(later).intact
 
 
 def test_the_audit_wiring_imports_no_work_for_help():
