@@ -105,3 +105,18 @@ def corpus_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"corpus not found at {path}")
     return path
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def state_kind(request) -> str:
+    """The kind of state store a test runs against: each test that asks runs once with each."""
+    return request.param
+
+
+@pytest.fixture
+def state_url(state_kind: str, request) -> str | None:
+    """What write_config's state_url takes for this kind: None for the SQLite file, a fresh database's
+    URL for PostgreSQL (skipped without PostgreSQL, failed under CI=1, as the `postgres` fixture)."""
+    if state_kind == "sqlite":
+        return None
+    return request.getfixturevalue("postgres").database()
