@@ -157,7 +157,7 @@ def _run(arguments) -> int:
         if metrics:
             relay.log.info("metrics.listening", address=f"{listen.host}:{metrics.serve(listen)}")
         Daemon(relay, relay.policy, settings.poll_seconds, watcher=watcher, metrics=metrics,
-               status_path=statusfile.written_path(), lease=_lease(settings)).run()
+               status_path=statusfile.written_path(), lease=_lease(settings, store)).run()
     finally:
         if metrics:
             metrics.stop()
@@ -192,21 +192,22 @@ def _open(config: Path, shared_ok: bool = False):
     return settings, store, relay
 
 
-def _lease(settings):
+def _lease(settings, store):
     """The lease for a shared state, None for a SQLite file."""
     if not settings.state_url:
         return None
     from mailrelay.state import state_conninfo
     from mailrelay.state.lease import Lease
 
-    return Lease(state_conninfo(settings), settings.node, settings.failover_seconds)
+    return Lease(state_conninfo(settings), settings.node, settings.failover_seconds, prepare=store.prepare)
 
 
 def _take_lease_once(settings, store) -> None:
     """For a single poll beside other nodes: this node must hold the lease for it, or not poll at all."""
     from mailrelay.state import AlreadyRunning
 
-    lease = _lease(settings)
+    store.prepare()  # a database that cannot be reached says so, not "another node holds it"
+    lease = _lease(settings, store)
     if not lease.acquire_once():
         row = lease.holder() or {}
         raise AlreadyRunning(f"another node holds the lease of the shared state: {row.get('holder') or '?'}"

@@ -60,6 +60,10 @@ class Daemon:
         self.polling = False
         self.again = False  # new mail was announced while a poll ran: poll again right after it
         self._wake_lock = threading.Lock()
+        # APScheduler's shutdown(wait=True) holds its job store lock while it waits for the job in hand, so
+        # a job that then changes its own schedule deadlocks both: once stopping, nothing is rescheduled.
+        self._schedule_lock = threading.Lock()
+        self._stopping = False
         self._new_watcher = watcher
         self.watcher: Watcher | None = None  # IMAP IDLE: polls as soon as mail arrives
         self.last_progress = time.monotonic()  # a mail handled, or a poll begun or ended
@@ -78,6 +82,7 @@ class Daemon:
         wait as a standby until this node holds it, and stand by again when it is lost."""
         for signum in _STOP_SIGNALS + (signal.SIGHUP,):
             signal.signal(signum, lambda received, frame: self.signals.put(received))
+        faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: every thread's stack to the journal
         try:
             while self._standby() and self._active():
                 pass
@@ -131,7 +136,7 @@ class Daemon:
 
     def _active(self) -> bool:
         """Work until told to stop (False) or until the lease is lost (True: stand by again)."""
-        self.scheduler = _scheduler()
+        self.scheduler, self._stopping = _scheduler(), False
         self.watcher = self._new_watcher(self.wake) if self._new_watcher else None
         self.relay.stop_requested = False
         self.failures = 0
@@ -175,7 +180,7 @@ class Daemon:
         faulthandler.dump_traceback_later(_STOP_REPORT_SECONDS)
         if self.watcher:
             self.watcher.stop()
-        self.scheduler.shutdown(wait=True)
+        self._shutdown_scheduler()
         faulthandler.cancel_dump_traceback_later()
         try:
             records, head = self.relay.store.audit_head()
@@ -191,10 +196,22 @@ class Daemon:
         self.relay.stop_requested = True
         if self.watcher:
             self.watcher.stop()
-        self.scheduler.shutdown(wait=True)
+        self._shutdown_scheduler()
         self.lease.release()
         self.role = "standby"
         return True
+
+    def _reschedule(self, seconds: float = 0) -> None:
+        """Move the next poll to `seconds` from now, unless the scheduler is being stopped."""
+        with self._schedule_lock:
+            if not self._stopping:
+                self.scheduler.modify_job("poll", next_run_time=datetime.now(timezone.utc) + timedelta(seconds=seconds))
+
+    def _shutdown_scheduler(self) -> None:
+        """Stop the polls, waiting for the one in hand (see _schedule_lock)."""
+        with self._schedule_lock:
+            self._stopping = True
+        self.scheduler.shutdown(wait=True)
 
     def alive(self) -> bool:
         """Whether the watchdog may be told all is well: the scheduler runs, and a poll under way has
@@ -220,7 +237,7 @@ class Daemon:
                 self.again = True
             else:
                 self.log.debug("poll.woken", reason=reason)
-                self.scheduler.modify_job("poll", next_run_time=datetime.now(timezone.utc))
+                self._reschedule()
 
     def poll(self) -> None:
         with self._wake_lock:
@@ -232,7 +249,7 @@ class Daemon:
             with self._wake_lock:
                 self.polling = False
                 if self.again and self.failures == 0:
-                    self.scheduler.modify_job("poll", next_run_time=datetime.now(timezone.utc))
+                    self._reschedule()
             self._progressed()
 
     def _poll(self) -> None:
@@ -249,7 +266,7 @@ class Daemon:
             wait = min(self.poll_seconds * 2 ** min(self.failures - 1, 16), max(self.poll_seconds, _MAX_BACKOFF))
             self.log.error("poll.failed", error=str(error), failures=self.failures, next_poll_in=wait)
             # Back off while the server is away, so a long outage is not a connection attempt a second.
-            self.scheduler.modify_job("poll", next_run_time=datetime.now(timezone.utc) + timedelta(seconds=wait))
+            self._reschedule(wait)
             self.notifier.send("WATCHDOG=1", f"STATUS=poll failed at {_clock()} ({error}); next try in {wait:.0f} s")
             return
         except Exception as error:  # the next poll starts afresh; the traceback goes to the log

@@ -67,6 +67,10 @@ class IdleWatcher:
                 failures = 1 if lasted else failures + 1
                 wait = min(2.0 ** (failures - 1), _MAX_BACKOFF)
                 self.log.warning("idle.lost", error=f"{type(error).__name__}: {error}", reconnect_in=wait)
+            except ValueError:  # "readline of closed file": stop() shut the connection under a read
+                if self._stop.is_set():
+                    return
+                raise
             finally:
                 self._close()
             if self._stop.wait(wait):

@@ -82,6 +82,8 @@ class Node:
             return self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.process.send_signal(signal.SIGCONT)
+            self.process.send_signal(signal.SIGUSR1)  # the service writes every thread's stack to its log
+            time.sleep(1)
             self.process.kill()
             self.process.wait()
             raise AssertionError(f"{self.name} did not stop; its log:\n{self.log_path.read_text()[-20000:]}")

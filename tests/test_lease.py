@@ -17,7 +17,9 @@ FAILOVER = 2.0
 
 @pytest.fixture
 def database(postgres_url):
-    PostgresStore(postgres_url).close()  # the tables
+    store = PostgresStore(postgres_url)
+    store.prepare()  # the tables
+    store.close()
     return postgres_url
 
 

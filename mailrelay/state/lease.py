@@ -22,7 +22,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from mailrelay.logs import get_logger
-from mailrelay.state.records import LeaseLost
+from mailrelay.state.records import LeaseLost, StoreUnavailable
 
 LOCK_KEY = 0x6D61696C  # "mail": the advisory lock of the active node (classid 0, objid this, in pg_locks)
 
@@ -32,11 +32,13 @@ class Lease:
     each outward step, `release` on a clean stop."""
 
     def __init__(self, conninfo: str, node: str, failover_seconds: float,
-                 on_lost: Callable[[str], None] = lambda why: None):
+                 on_lost: Callable[[str], None] = lambda why: None, prepare: Callable[[], None] = lambda: None):
         self.conninfo = conninfo
         self.node = node
         self.failover = failover_seconds
         self.on_lost = on_lost  # called once, from the renewing thread, when the lease is gone
+        self.prepare = prepare  # makes the tables if need be (the store's first connection)
+        self._unreachable: str | None = None  # the last connection error said, so it is said once
         self.epoch: int | None = None
         self.log = get_logger()
         self._db: psycopg.Connection | None = None
@@ -64,6 +66,7 @@ class Lease:
     def acquire_once(self) -> bool:
         """One attempt to become the active node; True when this node now holds the lease."""
         try:
+            self.prepare()
             with self._lock:
                 db = self._connect()
                 if not db.execute("SELECT pg_try_advisory_lock(%s) AS got", (LOCK_KEY,)).fetchone()["got"]:
@@ -76,11 +79,13 @@ class Lease:
                         "UPDATE lease SET epoch = epoch + 1, holder = %s, backend_pid = pg_backend_pid(),"
                         " since = clock_timestamp(), renewed = clock_timestamp() WHERE id = 1 RETURNING epoch",
                         (self.node,)).fetchone()["epoch"]
-        except psycopg.Error as error:
+        except (psycopg.Error, StoreUnavailable) as error:
             self._drop_connection()
-            self.log.warning("lease.unreachable", node=self.node, error=_first_line(error))
+            if _first_line(error) != self._unreachable:
+                self._unreachable = _first_line(error)
+                self.log.warning("lease.unreachable", node=self.node, error=self._unreachable)
             return False
-        self.epoch, self._renewed, self._lost = epoch, begun, None
+        self.epoch, self._renewed, self._lost, self._unreachable = epoch, begun, None, None
         self.log.info("lease.taken", node=self.node, epoch=epoch, previous_holder=before["holder"],
                       previous_epoch=before["epoch"])
         self._stop.clear()

@@ -62,6 +62,7 @@ def migrate(source: Path, conninfo: str) -> Moved:
                                     "the source's audit trail is not intact; it is not moved:\n") + before.describe())
         try:
             target = PostgresStore(conninfo)
+            target.prepare()
         except StoreUnavailable as error:
             raise MigrationError(str(error)) from None
         stack.callback(target.close)

@@ -142,11 +142,16 @@ class PostgresStore:
         self.lease = None  # the node's Lease (mailrelay.state.lease) once it holds one
         self._lock = threading.RLock()
         self._db: psycopg.Connection | None = None
+        self._schema_ready = read_only  # the service's store makes the tables at its first connection
+        if read_only:  # a command beside the service: a database it cannot reach is an error at once
+            self.prepare()
+
+    def prepare(self) -> None:
+        """Connect now (and make the tables, for the service's store); StoreUnavailable if it cannot.
+        The service's store connects lazily, so that a node starts, and stands by, while the database
+        is down."""
         with self._lock:
-            if not read_only:
-                self._create_schema()
-            else:
-                self._connection()
+            self._connection()
 
     # connection
 
@@ -157,17 +162,18 @@ class PostgresStore:
                     self._db.close()
             self._db = None
             try:
-                self._db = psycopg.connect(
+                db = psycopg.connect(
                     self.conninfo, autocommit=True, row_factory=dict_row,
                     options=f"-c idle_in_transaction_session_timeout={max(1, int(self.stuck_seconds * 1000))}")
+                if not self._schema_ready:
+                    with db.transaction():  # nodes starting together make the tables one after the other
+                        db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                        db.execute(_SCHEMA)
+                    self._schema_ready = True
             except psycopg.OperationalError as error:
                 raise StoreUnavailable(_unreachable(error)) from error
+            self._db = db
         return self._db
-
-    def _create_schema(self) -> None:
-        with self._transaction(fenced=False) as db:
-            db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            db.execute(_SCHEMA)
 
     @contextlib.contextmanager
     def _transaction(self, fenced: bool = True) -> Iterator[psycopg.Connection]:
