@@ -252,9 +252,9 @@ def _check(arguments) -> int:
 def _resume(arguments) -> int:
     from mailrelay.config import load_settings
     from mailrelay.i18n import tr
-    from mailrelay.state import open_store
+    from mailrelay.state import open_state
 
-    store = open_store(load_settings(arguments.config).state_path)
+    store = open_state(load_settings(arguments.config))
     try:
         reason = store.paused()
         print(tr(f"Weiterleitung fortgesetzt (angehalten war sie: {reason})", f"resumed (was paused: {reason})")
@@ -274,10 +274,10 @@ def _purge(arguments) -> int:
     from mailrelay.app import PolicyHolder, build_relay
     from mailrelay.config import load_settings
     from mailrelay.i18n import tr
-    from mailrelay.state import open_store
+    from mailrelay.state import open_state
 
     settings = load_settings(arguments.config)
-    store = open_store(settings.state_path)  # no lock: SQLite serialises the purge with a running service
+    store = open_state(settings)  # no lock: the store serialises the purge with a running service
     try:
         purged = build_relay(settings, store, PolicyHolder(settings)).purge()
     finally:

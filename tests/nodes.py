@@ -17,6 +17,7 @@ from pathlib import Path
 import psycopg
 from psycopg.rows import dict_row
 
+from tests.helpers import REPO
 from tests.relaytest import write_config
 
 
@@ -138,3 +139,22 @@ def forward_message_ids(sink) -> Counter:
     """How often each forward's own Message-ID was sent: a repeat is the same forward sent twice."""
     return Counter(email.message_from_bytes(r.data, policy=email.policy.compat32)["Message-ID"]
                    for r in sink.received if _is_forward(r.data))
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """(the password, the URL without it) of a test database's URL."""
+    parts = psycopg.conninfo.conninfo_to_dict(url)
+    return parts["password"], f"postgresql://{parts['user']}@{parts['host']}:{parts['port']}/{parts['dbname']}"
+
+
+def maildir_config(directory: Path, database_url: str, node: str = "node-a") -> Path:
+    """A config with a Maildir source, an outbox folder and the shared database (no mail servers)."""
+    password, url = split_url(database_url)
+    (directory / "db.secret").write_text(password + "\n")
+    (directory / "db.secret").chmod(0o600)
+    config = directory / "mailrelay.toml"
+    config.write_text(f'rules = "{REPO / "config" / "routing.toml"}"\nsignals = "{REPO / "config" / "signals.toml"}"\n'
+                      f'templates = "{REPO / "templates"}"\n'
+                      f'[maildir]\npath = "maildir"\n[outbox]\npath = "outbox"\n[relay]\nfrom_address = "r@example.de"\n'
+                      f'[state]\nurl = "{url}"\npassword_file = "db.secret"\nnode = "{node}"\n', encoding="utf-8")
+    return config

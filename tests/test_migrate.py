@@ -11,6 +11,7 @@ from mailrelay.state import PendingAck
 from mailrelay.state.migrate import MigrationError, migrate
 from mailrelay.state.postgres import PostgresStore
 from mailrelay.state.sqlite import SqliteStore
+from tests.nodes import maildir_config, split_url
 
 
 def _state(path) -> SqliteStore:
@@ -58,12 +59,12 @@ def test_a_state_moves_whole_and_its_chain_still_verifies(tmp_path, postgres_url
     assert new == 4
     assert target.audit_head()[0] == records + 1
     target.close()
-    assert main(["--config", str(_config(tmp_path, postgres_url)), "audit", "verify"]) == 0
+    assert main(["--config", str(maildir_config(tmp_path, postgres_url)), "audit", "verify"]) == 0
 
 
 def test_the_command_refuses_a_target_that_is_not_empty_and_leaves_it_as_it_was(tmp_path, postgres_url, capsys):
     _state(tmp_path / "state.sqlite").close()
-    password, url = _split(postgres_url)
+    password, url = split_url(postgres_url)
     (tmp_path / "db.secret").write_text(password + "\n")
     arguments = ["--lang", "en", "migrate", "--from", str(tmp_path / "state.sqlite"), "--to", url,
                  "--password-file", str(tmp_path / "db.secret")]
@@ -93,18 +94,3 @@ def test_a_state_in_use_is_not_moved(tmp_path, postgres_url):
             migrate(tmp_path / "state.sqlite", postgres_url)
     finally:
         running.close()
-
-
-def _split(url: str) -> tuple[str, str]:
-    parts = psycopg.conninfo.conninfo_to_dict(url)
-    return parts["password"], f"postgresql://{parts['user']}@{parts['host']}:{parts['port']}/{parts['dbname']}"
-
-
-def _config(directory, database_url: str):
-    password, url = _split(database_url)
-    (directory / "db.secret").write_text(password + "\n")
-    (directory / "db.secret").chmod(0o600)
-    config = directory / "mailrelay.toml"
-    config.write_text(f'[maildir]\npath = "maildir"\n[outbox]\npath = "outbox"\n[relay]\nfrom_address = "r@example.de"\n'
-                      f'[state]\nurl = "{url}"\npassword_file = "db.secret"\n', encoding="utf-8")
-    return config
