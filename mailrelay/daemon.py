@@ -76,6 +76,9 @@ class Daemon:
         self.role = "standby" if lease else "single"
         if lease:
             lease.on_lost = lambda why: self.signals.put(_LEASE_LOST)
+            if metrics:
+                metrics.watch_lease(lambda: self.role == "active" and lease.held,
+                                    lambda: getattr(self.relay.store, "epoch", None) or 0)
 
     def run(self) -> None:
         """Poll now and then every poll_seconds until SIGTERM or SIGINT; SIGHUP reloads. With a lease,

@@ -88,6 +88,13 @@ class Metrics:
         """Read whether IDLE is connected at each scrape (the watcher's thread owns that state)."""
         self.idle.set_function(lambda: 1.0 if connected() else 0.0)
 
+    def watch_lease(self, held: Callable[[], bool], epoch: Callable[[], int]) -> None:
+        """For a node of a shared state: whether it is the active one, and the epoch of its lease."""
+        Gauge("mailrelay_lease_held", "1 while this node holds the lease of the shared state and works",
+              registry=self.registry).set_function(lambda: 1.0 if held() else 0.0)
+        Gauge("mailrelay_lease_epoch", "The epoch of the lease this node holds or last held",
+              registry=self.registry).set_function(lambda: float(epoch()))
+
     def observe_poll(self, result: str, seconds: float, mails: list[dict]) -> None:
         self.polls.labels(result).inc()
         self.poll_duration.observe(seconds)

@@ -23,7 +23,7 @@ from tests.relaytest import write_config
 
 def shared_config(directory: Path, dovecot, user: str, sink, database_url: str, node: str,
                   failover_seconds: float = 3, schedule: str = "poll_seconds = 2\nretry_min_seconds = 0",
-                  imap_port: int | None = None) -> Path:
+                  imap_port: int | None = None, metrics_port: int | None = None) -> Path:
     """A node's config: the test servers, the shared database (its password from a file) and its name."""
     directory.mkdir(parents=True, exist_ok=True)
     config = write_config(directory, dovecot, user, sink, schedule=schedule, imap_port=imap_port)
@@ -37,8 +37,21 @@ def shared_config(directory: Path, dovecot, user: str, sink, database_url: str, 
     # Backlogs repeat a few senders: the per-sender breaker would (rightly) stop them.
     text = text.replace('id = "test-relay"', 'id = "test-relay"\nmax_forwards_per_sender_per_hour = 100000\n'
                                              "max_forwards_per_poll = 100000")
+    if metrics_port:
+        text += f'\n[metrics]\nlisten = "127.0.0.1:{metrics_port}"\n'
     config.write_text(text, encoding="utf-8")
     return config
+
+
+def scrape(port: int, name: str) -> float | None:
+    """One metric's value from a node's Prometheus endpoint."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return None
 
 
 class Node:

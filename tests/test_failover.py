@@ -13,8 +13,9 @@ import pytest
 
 from mailrelay.cli import main
 from tests.helpers import REPO
-from tests.nodes import Node, active_holder, forward_message_ids, forwarded_ids, lease, shared_config, wait_for
-from tests.servers import CuttingProxy
+from tests.nodes import (Node, active_holder, forward_message_ids, forwarded_ids, lease, scrape, shared_config,
+                         wait_for)
+from tests.servers import CuttingProxy, free_ports
 
 MAILS = REPO / "mailrelay" / "demo" / "mails"
 FAILOVER = 3  # seconds: short, so the tests are; the default is 30
@@ -106,12 +107,16 @@ def _one_active_among(nodes: list[Node], database_url: str) -> None:
 
 def test_one_node_of_two_acts_and_a_kill_mid_backlog_hands_over(cluster, dovecot, imap_user, smtp_sink,
                                                                  postgres_url):
-    first = cluster("node-a")
+    ports = free_ports(2)
+    first = cluster("node-a", metrics_port=ports[0])
     _active([first], postgres_url)
-    second = cluster("node-b")
+    second = cluster("node-b", metrics_port=ports[1])
     wait_for(lambda: second.saw("daemon.standby"), 20, "the second node stands by")
     assert lease(postgres_url)["holder"] == "node-a"
     assert _status(first) == ("active", "node-a") and _status(second) == ("standby", "node-a")
+    wait_for(lambda: second.saw("metrics.listening"), 20, "the standby serves its metrics")
+    assert (scrape(ports[0], "mailrelay_lease_held"), scrape(ports[1], "mailrelay_lease_held")) == (1, 0)
+    assert scrape(ports[0], "mailrelay_lease_epoch") == 1
     mails = _backlog(80, "k")
     _fill(dovecot, imap_user, mails)
     wait_for(lambda: len(smtp_sink.received) >= 10, 60, "the active node at work")
@@ -124,6 +129,7 @@ def test_one_node_of_two_acts_and_a_kill_mid_backlog_hands_over(cluster, dovecot
     assert took < FAILOVER + 2, f"take-over after {took:.1f} s"
     _one_active_among([second], postgres_url)
     assert not second.saw("poll.fenced")
+    assert (scrape(ports[1], "mailrelay_lease_held"), scrape(ports[1], "mailrelay_lease_epoch")) == (1, 2)
 
 
 def test_a_frozen_node_is_fenced_when_it_wakes(cluster, dovecot, imap_user, smtp_sink, postgres_url):
