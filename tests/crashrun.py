@@ -1,18 +1,24 @@
 """`mailrelay once` with a hard exit (as from kill -9) injected at one step of the first mail's path.
 
 Usage: python -m tests.crashrun STEP --config FILE once
+
+The store's steps are patched on the class of the store the config names (SQLite or PostgreSQL).
 """
 from __future__ import annotations
 
 import functools
 import os
 import sys
+import tomllib
+from pathlib import Path
 
 from mailrelay import pipeline, runner
 from mailrelay.cli import main
 from mailrelay.sources.imap import ImapInbox
-from mailrelay.state.sqlite import SqliteStore as Store
 from mailrelay.transports.smtp import SmtpSession
+from tests.storekinds import store_class
+
+STORE = "store"  # in the tables below: the class of the store in use, see crash_point
 
 CRASH_EXIT = 137
 
@@ -36,8 +42,8 @@ def _crash(owner, name: str, after: bool, when=lambda *args, **kwargs: True) -> 
 
 
 STEPS = {
-    "fetched": (Store, "add_mail", False),
-    "recorded": (Store, "add_mail", True),
+    "fetched": (STORE, "add_mail", False),
+    "recorded": (STORE, "add_mail", True),
     "parsed": (runner, "parse", True),
     "classified": (pipeline, "classify", True),
     "rendered": (pipeline, "render", True),
@@ -54,12 +60,26 @@ def _to_applicant(session, forward) -> bool:
 
 # The steps of an acknowledgement's path: queued with the forward's record, then sent.
 ACK_STEPS = {
-    "ack-queued": (Store, "update", True, lambda *args, **kwargs: kwargs.get("ack") is not None),
+    "ack-queued": (STORE, "update", True, lambda *args, **kwargs: kwargs.get("ack") is not None),
     "ack-before-smtp": (SmtpSession, "send", False, _to_applicant),
     "ack-after-smtp-accepted": (SmtpSession, "send", True, _to_applicant),
-    "ack-before-record": (Store, "ack_result", False),
+    "ack-before-record": (STORE, "ack_result", False),
 }
 
+
+def config_store_class(config: Path) -> type:
+    """The class of the store a main config names: PostgresStore for [state] url, else SqliteStore."""
+    with open(config, "rb") as file:
+        state = tomllib.load(file).get("state", {})
+    return store_class(state.get("url") or Path(state.get("path", "mailrelay.sqlite")))
+
+
+def crash_point(step: str, config: Path) -> tuple:
+    """A step's (owner, name, after[, when]), a store's step on the class of the store `config` names."""
+    owner, *rest = {**STEPS, **ACK_STEPS}[step]
+    return (config_store_class(config) if owner == STORE else owner, *rest)
+
+
 if __name__ == "__main__":
-    _crash(*{**STEPS, **ACK_STEPS}[sys.argv[1]])
+    _crash(*crash_point(sys.argv[1], Path(sys.argv[sys.argv.index("--config") + 1])))
     sys.exit(main(sys.argv[2:]))

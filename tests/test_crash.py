@@ -1,4 +1,5 @@
-"""Killed at any step of a mail's path, the relay loses nothing and forwards nothing twice after restart."""
+"""Killed at any step of a mail's path, the relay loses nothing and forwards nothing twice after restart;
+with either state store (state_kind: each test runs with the SQLite file and with PostgreSQL)."""
 from __future__ import annotations
 
 import email
@@ -25,12 +26,12 @@ def _forwards_by_original(sink) -> Counter:
 
 @pytest.mark.parametrize("step", list(STEPS))
 def test_crash_at_each_step_loses_nothing_and_doubles_only_in_the_smtp_window(
-        step, tmp_path, dovecot, imap_user, smtp_sink):
+        step, tmp_path, dovecot, imap_user, smtp_sink, state_url):
     """After a hard exit at `step` and a restart, every mail is handled once; only a crash between SMTP
     acceptance and the record may send one forward twice, and then with the same Message-ID."""
     for name in INBOX:
         dovecot.append(imap_user, "INBOX", (MAILS / name).read_bytes())
-    config = write_config(tmp_path, dovecot, imap_user, smtp_sink)
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, state_url=state_url)
     crashed = subprocess.run([sys.executable, "-m", "tests.crashrun", step, "--config", str(config), "once"],
                              cwd=REPO, capture_output=True, text=True, timeout=120)
     assert crashed.returncode == CRASH_EXIT, crashed.stderr
@@ -55,11 +56,11 @@ def test_crash_at_each_step_loses_nothing_and_doubles_only_in_the_smtp_window(
 
 
 def test_poison_mail_that_kills_the_process_every_time_is_quarantined_after_three_tries(
-        tmp_path, dovecot, imap_user, smtp_sink):
+        tmp_path, dovecot, imap_user, smtp_sink, state_url):
     """A mail whose classification ends the process on every try is quarantined after three; the rest flow."""
     for name in INBOX:
         dovecot.append(imap_user, "INBOX", (MAILS / name).read_bytes())
-    config = write_config(tmp_path, dovecot, imap_user, smtp_sink)
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, state_url=state_url)
     for _ in range(3):
         crashed = subprocess.run([sys.executable, "-m", "tests.crashrun", "classified", "--config", str(config),
                                   "once"], cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -93,7 +94,7 @@ sys.exit(main(sys.argv[1:]))
 
 @pytest.mark.parametrize("step", list(_RELEASE_STEPS))
 def test_a_release_killed_at_any_step_is_finished_once_by_the_next_poll(step, tmp_path, dovecot, imap_user,
-                                                                        smtp_sink):
+                                                                        smtp_sink, state_url):
     """A hard exit while a release is carried out: the restarted poll forwards it once (twice only in the SMTP
     window, with the same Message-ID) and its copy ends in the processed mailbox, the quarantine empty."""
     from mailrelay.cli import main
@@ -102,7 +103,7 @@ def test_a_release_killed_at_any_step_is_finished_once_by_the_next_poll(step, tm
     rules.write_text((REPO / "config" / "routing.toml").read_text(encoding="utf-8").replace(
         "[[rules]]", '[[rules]]\nname = "hold"\nwhen = { domain = "niedersachsen.de" }\ndesk = "quarantine"\n\n'
         "[[rules]]", 1), encoding="utf-8")
-    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, rules=rules)
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, rules=rules, state_url=state_url)
     dovecot.append(imap_user, "INBOX", (MAILS / INBOX[0]).read_bytes())
     assert once(config) == 0 and len(dovecot.messages(imap_user, "Quarantine")) == 1
     assert main(["--config", str(config), "quarantine", "release", "1", "--to", "desk-public"]) == 0

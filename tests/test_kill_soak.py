@@ -1,4 +1,5 @@
-"""kill -9 at random moments over a backlog: nothing lost, duplicates no more than the kills."""
+"""kill -9 at random moments over a backlog: nothing lost, duplicates no more than the kills; with either
+state store (state_kind)."""
 from __future__ import annotations
 
 import email
@@ -34,14 +35,14 @@ def _await_forwards(sink, count: int, process: subprocess.Popen, timeout: float 
         time.sleep(0.005)
 
 
-def test_kill_9_at_random_moments_loses_nothing(tmp_path, dovecot, imap_user, smtp_sink):
+def test_kill_9_at_random_moments_loses_nothing(tmp_path, dovecot, imap_user, smtp_sink, state_url):
     """A backlog relayed by runs killed with SIGKILL at random moments, then run to the end: every
     mail that should be forwarded is, every mail is archived, and extra copies are at most one per kill."""
     mails = _backlog()
     with dovecot.client(imap_user) as client:
         for data in mails:
             client.append("INBOX", data)
-    config = write_config(tmp_path, dovecot, imap_user, smtp_sink)
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, state_url=state_url)
     # The backlog repeats a few senders; the per-sender breaker would (rightly) stop them.
     config.write_text(config.read_text().replace('id = "test-relay"',
                                                  'id = "test-relay"\nmax_forwards_per_sender_per_hour = 1000'))

@@ -1,4 +1,5 @@
-"""Hypothesis state machine: mail arrives, polls run, crash at any step, SMTP fails; nothing is lost or doubled."""
+"""Hypothesis state machine: mail arrives, polls run, crash at any step, SMTP fails; nothing is lost or doubled,
+with either state store (state_kind)."""
 from __future__ import annotations
 
 import email
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from mailrelay.cli import main
-from tests.crashrun import STEPS
+from tests.crashrun import STEPS, crash_point
 from tests.helpers import REPO
 from tests.relaytest import forwards, write_config
 from tests.servers import SmtpSink
@@ -23,14 +24,17 @@ PERSON = [(MAILS / name).read_bytes() for name in ("01-application-state-ministr
                                                     "03-inquiry-how-to-apply.eml")]
 MACHINE = [(MAILS / name).read_bytes() for name in ("04-auto-reply-out-of-office.eml", "05-bounce-dsn.eml")]
 MAILBOXES = ("INBOX", "Processed", "Ignored", "Quarantine")
+
+
 class Crash(BaseException):
     """Stands for the process dying: not an Exception, so no handler of the relay catches it."""
 
 
-def crash_at(monkeypatch, point: str) -> list[str]:
-    """Make the step at `point` die; the list returned names each crash, whoever catches the Crash (the
-    command line ends any exception in one line and an exit code)."""
-    owner, name, after = STEPS[point]
+def crash_at(monkeypatch, point: str, config) -> list[str]:
+    """Make the step at `point` die (a store's step on the class of the store `config` names); the list
+    returned names each crash, whoever catches the Crash (the command line ends any exception in one line
+    and an exit code)."""
+    owner, name, after = crash_point(point, config)
     original = getattr(owner, name)
     crashed: list[str] = []
 
@@ -45,13 +49,15 @@ def crash_at(monkeypatch, point: str) -> list[str]:
 
 
 @pytest.fixture
-def machine_environment(dovecot, tmp_path_factory):
-    return dovecot, tmp_path_factory
+def machine_environment(dovecot, tmp_path_factory, state_kind, request):
+    """The servers, and a new empty state's URL for each example (None: the SQLite file in its folder)."""
+    new_state = request.getfixturevalue("postgres").database if state_kind == "postgres" else lambda: None
+    return dovecot, tmp_path_factory, new_state
 
 
 def test_relay_state_machine(machine_environment):
     """Random sequences of arrivals, polls, crashes and SMTP failures keep every promise."""
-    dovecot, tmp_path_factory = machine_environment
+    dovecot, tmp_path_factory, new_state = machine_environment
 
     class RelayMachine(RuleBasedStateMachine):
         def __init__(self):
@@ -59,7 +65,8 @@ def test_relay_state_machine(machine_environment):
             self.user = f"t-{uuid.uuid4().hex}"
             self.sink = SmtpSink()
             self.sink.start()
-            self.config = write_config(tmp_path_factory.mktemp("machine"), dovecot, self.user, self.sink)
+            self.config = write_config(tmp_path_factory.mktemp("machine"), dovecot, self.user, self.sink,
+                                       state_url=new_state())
             self.person_ids: set[str] = set()
             self.machine_ids: set[str] = set()
             self.smtp_window_crashes = 0
@@ -97,7 +104,7 @@ def test_relay_state_machine(machine_environment):
             """A person's mail arrives, a poll dies at `point`, and the restarted relay polls again."""
             self._arrive(True, which)
             with pytest.MonkeyPatch.context() as monkeypatch:
-                crashed = crash_at(monkeypatch, point)
+                crashed = crash_at(monkeypatch, point, self.config)
                 try:
                     self._once()
                 except Crash:
