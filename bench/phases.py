@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 from bench import inbox
 from bench.mails import Sample, backlog, forwardable, large_mail
 from bench.relayrun import OnceRun, relay_config, run_once
+from tests.postgres import Postgres
 from tests.servers import Dovecot, SmtpSink
 
 FLOOR = Path(__file__).with_name("floor.py")
@@ -42,17 +43,21 @@ class Sizes:
     large: int = 10
     large_bytes: int = 20_000_000
     help_runs: int = 5
+    store_mails: int = 1000  # per store, in two rounds of half
+    kills: int = 20
 
 
 @dataclass
 class Bench:
-    """What every measurement needs: the server, the sample, a scratch folder, the sizes, a progress line."""
+    """What every measurement needs: the server, the sample, a scratch folder, the sizes, a progress line;
+    the PostgreSQL server when a chosen measurement needs one."""
 
     dovecot: Dovecot
     samples: list[Sample]
     workdir: Path
     sizes: Sizes
     say: Callable[[str], None]
+    postgres: Postgres | None = None
 
     def directory(self, name: str) -> Path:
         path = self.workdir / name

@@ -13,9 +13,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
+from psycopg.conninfo import conninfo_to_dict
+
 from tests.relaytest import write_config
 from tests.servers import Dovecot, SmtpSink
 
+_SQLITE_STATE = '[state]\npath = "state.sqlite"\n'  # the state table tests.relaytest.write_config writes
 NO_BRAKES = 100_000  # the flood brakes must not stop a benchmark that forwards thousands at once
 # Runs `mailrelay` in-process and reports the process's own peak RSS (kB) on stderr at the end. VmHWM,
 # not getrusage's ru_maxrss: on Linux that also counts the parent's RSS at fork, before exec, and the
@@ -42,6 +45,23 @@ def relay_config(directory: Path, dovecot: Dovecot, user: str, sink: SmtpSink, *
     path.write_text(text.replace("[imap]\n", "[imap]\n" + imap, 1).replace("[relay]\n", "[relay]\n" + relay, 1),
                     encoding="utf-8")
     return path
+
+
+def share_state(config: Path, database_url: str, node: str, failover_seconds: float = 30) -> Path:
+    """The config with its SQLite file swapped for a PostgreSQL database (its password in a file beside it)
+    and this node's name in the lease; the config's path."""
+    parts = conninfo_to_dict(database_url)
+    secret = config.parent / "state.secret"
+    secret.write_text(parts.pop("password") + "\n", encoding="utf-8")
+    secret.chmod(0o600)
+    url = f"postgresql://{parts['user']}@{parts['host']}:{parts['port']}/{parts['dbname']}"
+    state = (f'[state]\nurl = "{url}"\npassword_file = "{secret.name}"\nnode = "{node}"\n'
+             f"failover_seconds = {failover_seconds}\n")
+    text = config.read_text(encoding="utf-8")
+    if _SQLITE_STATE not in text:
+        raise RuntimeError(f"{config} has no [state] table naming the SQLite file")
+    config.write_text(text.replace(_SQLITE_STATE, state, 1), encoding="utf-8")
+    return config
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,14 @@
 """The relay's benchmark: `python3 bench/run.py [--mails 2000] [--quick]` from the repository root.
 
-Starts a private Dovecot and an SMTP sink on loopback, measures backlog throughput against a protocol
-floor, IDLE latency, poll cost on a large handled mailbox, peak memory and start-up time, and prints one
-table. It measures and prints; it asserts nothing and is no test.
+Starts a private Dovecot and an SMTP sink on loopback (and a private PostgreSQL for the shared state),
+measures backlog throughput against a protocol floor, IDLE latency, poll cost on a large handled mailbox,
+peak memory and start-up time, backlog throughput by state store and the take-over time of two nodes, and
+prints one table. It measures and prints; it asserts nothing and is no test.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import platform
@@ -23,17 +25,21 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # `python3 bench/run.py` puts bench/, not the repository, on the path
     sys.path.insert(0, str(REPO))
 
-from bench import latency, phases  # noqa: E402  (needs the path above)
+from bench import latency, phases, stores, takeover  # noqa: E402  (needs the path above)
 from bench.mails import DEFAULT_CORPUS, load_corpus  # noqa: E402
+from tests.postgres import Postgres, postgres_bin  # noqa: E402
 from tests.servers import Dovecot, dovecot_binary, make_tls_material  # noqa: E402
 
-QUICK = phases.Sizes(mails=200, handled=2000, probes=20, polls=5, large=3)
+QUICK = phases.Sizes(mails=200, handled=2000, probes=20, polls=5, large=3, store_mails=200, kills=10)
 MEASUREMENTS: dict[str, Callable[[phases.Bench], list[phases.Row]]] = {
     "backlog": phases.backlog_throughput,
     "idle": latency.idle_latency,
     "poll": phases.poll_cost,
     "memory": phases.memory,
+    "store": stores.store_throughput,
+    "takeover": takeover.takeover,
 }
+ON_POSTGRES = {"store", "takeover"}  # the measurements that need the private PostgreSQL
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,30 +67,67 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Benchmark mailrelay against its protocol floor.")
     parser.add_argument("--mails", type=int, help="backlog size (default 2000; 200 with --quick)")
     parser.add_argument("--handled", type=int, help="handled mails for the poll cost (default 20000; 2000 with --quick)")
+    parser.add_argument("--store-mails", type=int, help="backlog per state store (default 1000; 200 with --quick)")
+    parser.add_argument("--kills", type=int, help="kills of the active node (default 20; 10 with --quick)")
     parser.add_argument("--quick", action="store_true", help="a smoke run with small numbers")
-    parser.add_argument("--only", choices=sorted(MEASUREMENTS), action="append",
-                        help="run only this measurement (repeatable)")
+    parser.add_argument("--only", type=_names, action="append", metavar="NAME[,NAME...]",
+                        help=f"run only these measurements, of {', '.join(MEASUREMENTS)} (repeatable)")
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="labelled sample to cycle through")
     return parser
 
 
+def _names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in MEASUREMENTS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"not a measurement: {', '.join(unknown) or repr(text)} "
+                                         f"(choose from {', '.join(MEASUREMENTS)})")
+    return names
+
+
+def _chosen(arguments: argparse.Namespace) -> list[str]:
+    """The measurements to run, in the order given, each once; all of them without --only."""
+    given = [name for names in arguments.only or [list(MEASUREMENTS)] for name in names]
+    return list(dict.fromkeys(given))
+
+
 def _sizes(arguments: argparse.Namespace) -> phases.Sizes:
     sizes = QUICK if arguments.quick else phases.Sizes()
-    overrides = {"mails": arguments.mails, "handled": arguments.handled}
+    overrides = {"mails": arguments.mails, "handled": arguments.handled, "store_mails": arguments.store_mails,
+                 "kills": arguments.kills}
     return dataclasses.replace(sizes, **{key: value for key, value in overrides.items() if value})
 
 
 def _measure(arguments: argparse.Namespace, sizes: phases.Sizes, say: Callable[[str], None]) -> list[phases.Row]:
     """Every chosen measurement against one Dovecot; a measurement that breaks is a row, not the end."""
     rows: list[phases.Row] = []
+    chosen = _chosen(arguments)
     with tempfile.TemporaryDirectory(prefix="mailrelay-bench-") as scratch:
         workdir = Path(scratch)
-        with Dovecot(make_tls_material(workdir / "tls")) as dovecot:
-            bench = phases.Bench(dovecot, load_corpus(arguments.corpus), workdir, sizes, say)
+        with Dovecot(make_tls_material(workdir / "tls")) as dovecot, _postgres(chosen, say) as postgres:
+            bench = phases.Bench(dovecot, load_corpus(arguments.corpus), workdir, sizes, say, postgres)
             say(f"Dovecot on 127.0.0.1:{dovecot.tls_port}; sizes {sizes}")
-            for name in arguments.only or MEASUREMENTS:
+            for name in chosen:
                 rows += _attempt(name, bench)
     return rows
+
+
+def _postgres(chosen: list[str], say: Callable[[str], None]) -> contextlib.AbstractContextManager[Postgres | None]:
+    """One private PostgreSQL for the measurements that need it (each takes a fresh database); None when
+    none is chosen, or when PostgreSQL is not installed (those measurements then say so in their row)."""
+    if not ON_POSTGRES.intersection(chosen):
+        return contextlib.nullcontext()
+    if postgres_bin() is None:
+        say("PostgreSQL is not installed (apt-get install postgresql): the shared-state figures are skipped")
+        return contextlib.nullcontext()
+    return _started(Postgres(), say)
+
+
+@contextlib.contextmanager
+def _started(postgres: Postgres, say: Callable[[str], None]):
+    with postgres:
+        say(f"PostgreSQL {postgres.bin.parent.name} on 127.0.0.1:{postgres.port}")
+        yield postgres
 
 
 def _attempt(name: str, bench: phases.Bench) -> list[phases.Row]:
