@@ -19,7 +19,7 @@ from mailrelay.queues.core import is_review
 from mailrelay.queues.work import QueueWork
 from mailrelay.render import render_alert
 from mailrelay.policy import Policy
-from mailrelay.sources.base import Archived, Inbox, MailError, MailSource, SourceError
+from mailrelay.sources.base import Archived, Inbox, MailError, MailSource, SourceError, mailbox_of
 from mailrelay.state import FINAL_STATES, LeaseLost, MailRecord, PendingAck, Store, StoreUnavailable
 from mailrelay.transports.base import Delivery, Status
 
@@ -107,6 +107,8 @@ class Relay:
                 self._count(report, outcome)
             else:
                 report.complete = not replaced
+                for key in () if replaced else inbox.vanished():
+                    self._vanished(key, inbox)
             if not self.store.paused():  # the editors' releases and drops: forwards like any other
                 for outcome in self._queue_work().carry_out(inbox, outbox):
                     self._count(report, outcome)
@@ -364,6 +366,23 @@ class Relay:
         self._audit(mail_id, "mail.archived", detail={"mailbox": archived.mailbox}, archived_to=archived.mailbox,
                     **copy)
         return _summary(key, state, processed)
+
+    def _vanished(self, key: str, inbox: Inbox) -> None:
+        """A mail whose outcome is recorded that is no longer in the inbox, its move not recorded: a crash
+        came between the move and its record. The copy is looked for where the outcome sends it and the
+        move recorded, so the mail is finished and not asked for again. (A mail taken out before its
+        outcome was recorded stays as it is: not ours to close.)"""
+        record = next((mail for mail in self.store.left_in(key) if mail.source_key == key), None)
+        if record is None or record.state not in FINAL_STATES:
+            return
+        copy = inbox.find_copy(_ARCHIVE_TARGET[record.state], None, record.message_id, record.sha256)
+        if copy is None:
+            self._audit(record.id, "mail.vanished", {"key": key, "state": record.state}, severity="warning",
+                        archived_to="(not found)")
+            return
+        mailbox = mailbox_of(copy)
+        self._audit(record.id, "mail.archived", {"mailbox": mailbox, "found": copy}, archived_to=mailbox,
+                    **({"queue_key": copy} if record.state == "quarantined" else {}))
 
     def _quarantine_on_error(self, mail_id: int, raw: RawMail, inbox: Inbox, error: Exception) -> dict:
         frames = traceback.extract_tb(error.__traceback__)

@@ -12,7 +12,7 @@ import pytest
 
 from tests.crashrun import CRASH_EXIT, STEPS
 from tests.helpers import REPO
-from tests.relaytest import once, write_config
+from tests.relaytest import mail_states, once, write_config
 
 MAILS = REPO / "mailrelay" / "demo" / "mails"
 INBOX = ["01-application-state-ministry.eml", "04-auto-reply-out-of-office.eml",
@@ -53,6 +53,8 @@ def test_crash_at_each_step_loses_nothing_and_doubles_only_in_the_smtp_window(
     sent = len(smtp_sink.received)
     assert once(config) == 0
     assert len(smtp_sink.received) == sent
+    # Every mail is finished in the state too: a move the crash left unrecorded is recorded.
+    assert all(archived for _, _, archived in mail_states(tmp_path)), mail_states(tmp_path)
 
 
 def test_poison_mail_that_kills_the_process_every_time_is_quarantined_after_three_tries(

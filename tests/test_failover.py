@@ -55,10 +55,15 @@ def cluster(tmp_path, dovecot, imap_user, smtp_sink, postgres_url):
         return node
 
     yield start
-    for node in started:
+    problems = []
+    for node in started:  # every node, whatever one of them does
         if node.alive:
             node.signal(signal.SIGCONT)
-            node.stop()
+            try:
+                node.stop()
+            except AssertionError as error:
+                problems.append(str(error))
+    assert not problems, "\n".join(problems)
 
 
 def _active(nodes: list[Node], database_url: str) -> Node:

@@ -48,6 +48,10 @@ class Inbox(Protocol):
     def recorded(self, key: str) -> None:
         """The mail under `key` is durably recorded; it need not be offered as new again."""
 
+    def vanished(self) -> list[str]:
+        """After fetch_new: the keys of mails the store holds as unfinished here that are no longer in the
+        mailbox (moved away, by a crash between the move and its record, or by a person)."""
+
     def archive(self, key: str, target: str) -> Archived:
         """Move the mail out of the inbox to the mailbox for `target`."""
 
@@ -69,3 +73,10 @@ class SourceError(Exception):
 
 class MailError(Exception):
     """The server refused an operation on one mail; the others can go on."""
+
+
+def mailbox_of(key: str) -> str:
+    """The mailbox a key names: "imap:Processed:7:45" and "maildir:Processed/KEY" are in "Processed"."""
+    if key.startswith("imap:"):
+        return key.removeprefix("imap:").rsplit(":", 2)[0]
+    return key.removeprefix("maildir:").split("/", 1)[0]

@@ -132,9 +132,11 @@ class ImapInbox:
 
     def fetch_new(self) -> Iterator[RawMail]:
         try:
-            uids = sorted(set(self._unfinished_uids()) | set(self._new_uids()))
+            unfinished = set(self._unfinished_uids())
+            uids = sorted(unfinished | set(self._new_uids()))
         except _LOST as error:
             raise SourceError(f"IMAP search: {error}") from error
+        self._unfinished, self._vanished = unfinished, []
         size = self.settings.batch_size
         for start in range(0, len(uids), size):
             yield from self._fetch(uids[start:start + size])
@@ -144,6 +146,7 @@ class ImapInbox:
         large mails is never all in memory at once; over the size limit only the header, decided on
         RFC822.SIZE."""
         sizes = {uid: int(item.get(b"RFC822.SIZE", 0)) for uid, item in self._command(batch, ["RFC822.SIZE"]).items()}
+        self._vanished += [f"{self.prefix}{uid}" for uid in batch if uid not in sizes and uid in self._unfinished]
         limit = self.settings.max_message_bytes
         for group in _groups([uid for uid in batch if uid in sizes], sizes, limit):
             whole = [uid for uid in group if sizes[uid] <= limit]
@@ -183,6 +186,9 @@ class ImapInbox:
 
     def _unfinished_uids(self) -> list[int]:
         return [int(key.rsplit(":", 1)[1]) for key in self.cursor.unfinished_keys(self.prefix)]
+
+    def vanished(self) -> list[str]:
+        return list(getattr(self, "_vanished", []))
 
     def recorded(self, key: str) -> None:
         uid = _uid(key, self.prefix)

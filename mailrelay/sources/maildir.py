@@ -20,7 +20,7 @@ class MaildirSource:
 
     @contextlib.contextmanager
     def open(self, cursor: Cursor) -> Iterator["MaildirInbox"]:
-        yield MaildirInbox(self.path, mailbox.Maildir(self.path, create=True))
+        yield MaildirInbox(self.path, mailbox.Maildir(self.path, create=True), cursor)
 
 
 class MaildirInbox:
@@ -28,9 +28,11 @@ class MaildirInbox:
 
     recreated_from = None  # a Maildir's file names stay valid however it is copied
 
-    def __init__(self, path: Path, box: mailbox.Maildir):
+    def __init__(self, path: Path, box: mailbox.Maildir, cursor: Cursor | None = None):
         self.path = path
         self.box = box
+        self.cursor = cursor
+        self._vanished: list[str] = []
 
     def accept_recreated(self) -> None:
         """Nothing to do: see `recreated_from`."""
@@ -47,12 +49,17 @@ class MaildirInbox:
 
     def fetch_new(self) -> Iterator[RawMail]:
         files = _files(self.path)
+        unfinished = self.cursor.unfinished_keys("maildir:") if self.cursor else []
+        self._vanished = [key for key in unfinished if key.removeprefix("maildir:") not in files]
         for key in sorted(self.box.keys()):
             with contextlib.suppress(KeyError):  # removed by someone else meanwhile
                 yield RawMail(f"maildir:{key}", self.box.get_bytes(key), arrived=_delivered(files.get(key)))
 
     def recorded(self, key: str) -> None:
         """Nothing to remember: the Maildir itself says what is left."""
+
+    def vanished(self) -> list[str]:
+        return list(self._vanished)
 
     def archive(self, key: str, target: str) -> Archived:
         return self._rename(self._file_of(key.removeprefix("maildir:")), target)
