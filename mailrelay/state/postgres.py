@@ -264,11 +264,9 @@ class PostgresStore:
                            (*columns.values(), now_iso(), mail_id))
             self._event(db, mail_id, event, detail)
             if ack is not None:
-                inserted = db.execute(
-                    "INSERT INTO acks (mail_id, address, message_id, data, state, created)"
-                    " VALUES (%s, %s, %s, %s, 'pending', %s) ON CONFLICT DO NOTHING",
-                    (mail_id, ack.address, ack.message_id, ack.data, now_iso()))
-                del inserted
+                db.execute("INSERT INTO acks (mail_id, address, message_id, data, state, created)"
+                           " VALUES (%s, %s, %s, %s, 'pending', %s) ON CONFLICT DO NOTHING",
+                           (mail_id, ack.address, ack.message_id, ack.data, now_iso()))
                 self._event(db, mail_id, "ack.queued", {"to": ack.address, "message_id": ack.message_id})
 
     def answered_since(self, address: str, since: str) -> bool:
