@@ -52,8 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     from mailrelay.editorcli import add_editor_commands
     from mailrelay.queues.cli import add_queue_commands
 
+    from mailrelay.web.cli import add_web_commands
+
     add_editor_commands(commands)
     add_queue_commands(commands)
+    add_web_commands(commands)
     commands.add_parser("resume", help="lift a pause the flood brake set").set_defaults(handler=_resume)
     status = commands.add_parser("status", help="health for people and monitors: exit 0 healthy, 1 degraded, 2 failing")
     status.add_argument("--json", action="store_true")

@@ -14,7 +14,7 @@ from mailrelay.tomlcheck import ConfigError, Key, TomlFile
 
 SECURITY_MODES = ("tls", "starttls", "plain")
 _TOP_KEYS = ("rules", "signals", "templates", "reference", "imap", "maildir", "smtp", "outbox", "state", "schedule",
-             "relay", "health", "metrics")  # [metrics] is read by mailrelay.metrics
+             "relay", "health", "metrics", "web")  # [metrics] is read by mailrelay.metrics, [web] by mailrelay.web
 
 
 @dataclass(frozen=True)
