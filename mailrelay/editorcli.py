@@ -90,19 +90,33 @@ def _evaluate(arguments) -> int:
 def _replay(arguments) -> int:
     """Run changed rules over the stored mails of the last days and list what would route differently."""
     from mailrelay.config import load_settings
-    from mailrelay.evaluate import format_diff, route_diff, verdict
-    from mailrelay.pipeline import Identity
+    from mailrelay.evaluate import format_diff
     from mailrelay.policy import load_policy_files
     from mailrelay.timespec import age_in_days
 
     settings = load_settings(arguments.config)
     policy = load_policy_files(arguments.rules or settings.rules_path, arguments.signals or settings.signals_path,
                                settings.templates_path, settings.reference_path)
-    handled = _handled(settings, arguments.since)
+    total, diff = replay(settings, policy, arguments.since)
     if age_in_days(arguments.since) > settings.keep_raw_days:
         print(tr(f"Hinweis: Rohmails werden {settings.keep_raw_days} Tage aufbewahrt; ältere lassen sich nicht "
                  "erneut prüfen", f"note: raw mails are kept for {settings.keep_raw_days} days; older ones cannot "
                  "be replayed"), file=sys.stderr)
+    if arguments.json:
+        print(json.dumps({"mails": total, "rules_version": policy.version, "diff": diff},
+                         ensure_ascii=False, indent=2))
+    else:
+        print(format_diff(diff, total))
+    return EXIT_OK
+
+
+def replay(settings, policy, since: str) -> tuple[int, list[dict]]:
+    """How many stored mails first seen since `since` the rules decided, and those `policy` would route
+    differently (route_diff's rows with the mail's message_id, sender, subject and first_seen)."""
+    from mailrelay.evaluate import route_diff, verdict
+    from mailrelay.pipeline import Identity
+
+    handled = _handled(settings, since)
     identity = Identity.of(settings)
     old = [(str(record.id), record.route or "none", record.rule or "") for record, _ in handled]
     new = [verdict(str(record.id), raw, policy, identity) for record, raw in handled]
@@ -112,12 +126,7 @@ def _replay(arguments) -> int:
         record = records[change["mail"]]
         change.update(message_id=record.message_id, sender=record.from_address, subject=record.subject,
                       first_seen=record.first_seen)
-    if arguments.json:
-        print(json.dumps({"mails": len(handled), "rules_version": policy.version, "diff": diff},
-                         ensure_ascii=False, indent=2))
-    else:
-        print(format_diff(diff, len(handled)))
-    return EXIT_OK
+    return len(handled), diff
 
 
 def _handled(settings, since: str) -> list:

@@ -5,7 +5,7 @@ import email
 import email.policy
 from pathlib import Path
 
-from mailrelay.config import load_settings
+from mailrelay.config import Settings, load_settings
 from mailrelay.i18n import tr
 from mailrelay.mailfile import read_mail
 from mailrelay.model import Processed, RawMail
@@ -19,9 +19,14 @@ from mailrelay.ruletext import DECIDES, NO_MATCH, confidence_words, rule_reasons
 def explain_file(config: Path, mail: Path, as_json: bool = False) -> dict | str:
     """The facts (for --json) or the text; an InputError when the file is missing, unreadable or no mail."""
     data = read_mail(mail)
-    settings = load_settings(config)
+    return explain_mail(load_settings(config), data, f"file:{mail}", as_json)
+
+
+def explain_mail(settings: Settings, data: bytes, source: str, as_json: bool = False) -> dict | str:
+    """explain_file's answer for a mail's bytes (checked with parse.not_a_mail first) under the rules in force;
+    `source` names it as a source key does."""
     policy = load_policy(settings)
-    processed = decide(parse(RawMail(f"file:{mail}", data)), policy, Identity.of(settings))
+    processed = decide(parse(RawMail(source, data)), policy, Identity.of(settings))
     facts = _facts(processed, policy)
     return facts if as_json else _as_text(facts, processed, policy)
 
