@@ -25,9 +25,11 @@ def _web(arguments: argparse.Namespace) -> int:
 def serve(config) -> int:
     import waitress
 
+    from mailrelay.i18n import set_language
     from mailrelay.logs import get_logger
     from mailrelay.web.app import create_app
 
+    set_language("de")  # the console is the editors': German, whatever the server's locale
     app = create_app(config)
     web = app.extensions["mailrelay"].web
     get_logger().info("web.listening", address=f"{web.host}:{web.port}")
