@@ -235,10 +235,13 @@ def _check(arguments) -> int:
         problems += check_secrets(settings)
         for warning in exposed_secrets(settings):
             print(f"{tr('Warnung', 'warning')}: {warning}", file=sys.stderr)
-    try:
-        listen_address(arguments.config)
-    except ConfigError as error:
-        problems += error.problems
+    from mailrelay.web.config import web_settings
+
+    for read_table in (listen_address, web_settings):  # [metrics] and [web]
+        try:
+            read_table(arguments.config)
+        except ConfigError as error:
+            problems += error.problems
     paths = editor_paths(arguments.config)
     try:
         policy = load_policy_files(*paths) if paths else None

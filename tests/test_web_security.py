@@ -380,3 +380,30 @@ def test_adduser_asks_twice_and_refuses_differing_or_short_passwords(tmp_path, m
     assert not (tmp_path / "web-users").exists()
     assert users.adduser(config, "anna", False) == 0
     assert list(users.load_users(tmp_path / "web-users")) == ["anna"]
+
+
+def test_adduser_as_root_leaves_the_file_to_the_owner_of_its_folder(tmp_path, monkeypatch):
+    """Root adds editors; the console (another user, owning the folder) must still read the file."""
+    import os
+    import pwd
+
+    if os.geteuid() != 0:
+        pytest.skip("only root can hand a file to another user")
+    nobody = pwd.getpwnam("nobody")
+    folder = tmp_path / "console"
+    folder.mkdir()
+    os.chown(folder, nobody.pw_uid, nobody.pw_gid)
+    users.save_users(folder / "users", {"anna": "$argon2id$x"})
+    written = (folder / "users").stat()
+    assert (written.st_uid, written.st_gid) == (nobody.pw_uid, nobody.pw_gid)
+    assert stat.S_IMODE(written.st_mode) == 0o600
+
+
+def test_check_names_the_mistakes_of_the_web_table(tmp_path, capsys):
+    """`mailrelay check` reads [web] as the console does: a misspelt key and a public address, each at its line."""
+    from mailrelay.cli import main
+
+    config = web_config(tmp_path, 'listen = "0.0.0.0:8025"\nidle_minuts = 3')
+    assert main(["--config", str(config), "check"]) == 2
+    err = capsys.readouterr().err
+    assert "idle_minuts" in err and "0.0.0.0" in err

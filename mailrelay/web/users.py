@@ -44,6 +44,9 @@ def save_users(path: Path, users: dict[str, str]) -> None:
         os.fchmod(descriptor, 0o600)  # whatever the umask, and even if an old temporary file was wider
         os.write(descriptor, "".join(f"{name}:{digest}\n" for name, digest in sorted(users.items())).encode())
         os.fsync(descriptor)
+        if os.geteuid() == 0:  # root adding an editor: the file belongs to whoever owns its folder (the console)
+            folder = path.parent.stat()
+            os.fchown(descriptor, folder.st_uid, folder.st_gid)
     finally:
         os.close(descriptor)
     os.replace(temporary, path)
