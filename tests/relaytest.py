@@ -137,3 +137,18 @@ def forwards(sink) -> list:
 
 def alerts(sink) -> list:
     return [received for received in sink.received if received not in forwards(sink)]
+
+
+def routing_with(directory: Path, quarantine_domain: str | None = None, review_below: float | None = None) -> Path:
+    """The shipped routing file in `directory`, with a first rule holding back one sender domain, or another
+    review threshold."""
+    text = (REPO / "config" / "routing.toml").read_text(encoding="utf-8")
+    if review_below is not None:
+        text = text.replace("review_below_confidence = 0.45", f"review_below_confidence = {review_below}")
+    if quarantine_domain:
+        text = text.replace("[[rules]]", f'[[rules]]\nname = "hold-{quarantine_domain}"\nwhen = {{ domain = '
+                                         f'"{quarantine_domain}" }}\ndesk = "quarantine"\nreason = "von Hand prüfen"'
+                                         "\n\n[[rules]]", 1)
+    path = directory / "routing.toml"
+    path.write_text(text, encoding="utf-8")
+    return path

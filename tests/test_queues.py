@@ -12,7 +12,8 @@ from mailrelay import health
 from mailrelay.cli import main
 from mailrelay.state.sqlite import SqliteStore as Store
 from tests.helpers import REPO
-from tests.relaytest import alerts, audit_events, forwards, mail_states, once, without_crlf, write_config
+from tests.relaytest import (alerts, audit_events, forwards, mail_states, once, routing_with, without_crlf,
+                             write_config)
 
 MAILS = REPO / "mailrelay" / "demo" / "mails"
 MINISTRY = (MAILS / "01-application-state-ministry.eml").read_bytes()  # desk-public, confidence 0.83
@@ -21,18 +22,6 @@ INQUIRY = (MAILS / "03-inquiry-how-to-apply.eml").read_bytes()  # editors, "Anfr
 AUSTRIA = (MAILS / "06-application-from-austria.eml").read_bytes()  # editors, "Zur Prüfung: ... außerhalb"
 
 
-def _rules(tmp_path, quarantine_domain: str | None = None, review_below: float | None = None):
-    """The shipped routing file, with a first rule holding back one sender domain, or another review threshold."""
-    text = (REPO / "config" / "routing.toml").read_text(encoding="utf-8")
-    if review_below is not None:
-        text = text.replace("review_below_confidence = 0.45", f"review_below_confidence = {review_below}")
-    if quarantine_domain:
-        text = text.replace("[[rules]]", f'[[rules]]\nname = "hold-{quarantine_domain}"\nwhen = {{ domain = '
-                                         f'"{quarantine_domain}" }}\ndesk = "quarantine"\nreason = "von Hand prüfen"'
-                                         "\n\n[[rules]]", 1)
-    path = tmp_path / "routing.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def _run(config, *arguments: str) -> int:
@@ -98,7 +87,7 @@ def test_release_refused_when_the_rules_would_hold_it_again_then_sent_to_the_nam
                                                                                        smtp_sink, capsys):
     """Released without --to, a mail the rules in force would quarantine again is refused with what to do;
     with --to the next poll sends it to that desk and moves its copy to the processed mailbox."""
-    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, rules=_rules(tmp_path, "niedersachsen.de"))
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, rules=routing_with(tmp_path, "niedersachsen.de"))
     dovecot.append(imap_user, "INBOX", MINISTRY)
     assert once(config) == 0
     assert len(alerts(smtp_sink)) == 1 and forwards(smtp_sink) == []
@@ -122,7 +111,7 @@ def test_release_refused_when_the_rules_would_hold_it_again_then_sent_to_the_nam
 def test_drop_moves_the_copy_to_ignored_and_status_stops_counting_it(tmp_path, dovecot, imap_user, smtp_sink, capsys):
     """A dropped mail ends in the ignored mailbox, unsent, with the reason and who dropped it in the audit
     trail; from the request on it no longer counts against status."""
-    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, rules=_rules(tmp_path, "niedersachsen.de"))
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, rules=routing_with(tmp_path, "niedersachsen.de"))
     dovecot.append(imap_user, "INBOX", MINISTRY)
     assert once(config) == 0
     assert _quarantined_last_day(tmp_path) == 1 and _counts(tmp_path)["in_quarantine"] == 1
@@ -141,7 +130,7 @@ def test_drop_moves_the_copy_to_ignored_and_status_stops_counting_it(tmp_path, d
 
 def test_a_copy_whose_uid_changed_is_found_by_message_id_and_bytes(tmp_path, dovecot, imap_user, smtp_sink, capsys):
     """Moved out of the quarantine mailbox and back by hand (a new UID), the copy is still the one released."""
-    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, rules=_rules(tmp_path, "niedersachsen.de"))
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, rules=routing_with(tmp_path, "niedersachsen.de"))
     dovecot.append(imap_user, "INBOX", MINISTRY)
     assert once(config) == 0
     dovecot.append(imap_user, "Quarantine", AUSTRIA)  # another mail there, which must stay
@@ -162,7 +151,7 @@ def test_review_list_shows_exactly_the_review_mails_and_release_and_drop_work_it
                                                                                      smtp_sink, capsys):
     """Review holds the low-confidence forward and the "Zur Prüfung" one, not the inquiry or a desk's
     application; release --to sends one on to a desk, drop marks the other done, both name who."""
-    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, rules=_rules(tmp_path, review_below=0.85))
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, rules=routing_with(tmp_path, review_below=0.85))
     for mail in (MINISTRY, RESEARCH, INQUIRY, AUSTRIA):
         dovecot.append(imap_user, "INBOX", mail)
     assert once(config) == 0 and len(forwards(smtp_sink)) == 4
@@ -190,7 +179,7 @@ def test_review_list_shows_exactly_the_review_mails_and_release_and_drop_work_it
 
 def test_show_says_what_the_rules_in_force_would_do(tmp_path, dovecot, imap_user, smtp_sink, capsys):
     """show gives the sender, the reason, the text's beginning and the rules' verdict now."""
-    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, rules=_rules(tmp_path, "niedersachsen.de"))
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, rules=routing_with(tmp_path, "niedersachsen.de"))
     dovecot.append(imap_user, "INBOX", MINISTRY)
     assert once(config) == 0
     [waiting] = _listed(config, "quarantine", capsys)
@@ -209,7 +198,7 @@ def test_show_says_what_the_rules_in_force_would_do(tmp_path, dovecot, imap_user
 ])
 def test_mistakes_are_one_line_with_exit_1(tmp_path, dovecot, imap_user, smtp_sink, capsys, arguments, says):
     """An unknown id, the wrong queue or an unknown desk is one German line on stderr, exit 1, no traceback."""
-    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, rules=_rules(tmp_path, "niedersachsen.de"))
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, rules=routing_with(tmp_path, "niedersachsen.de"))
     dovecot.append(imap_user, "INBOX", MINISTRY)
     assert once(config) == 0
     [waiting] = _listed(config, "quarantine", capsys)
@@ -221,7 +210,7 @@ def test_mistakes_are_one_line_with_exit_1(tmp_path, dovecot, imap_user, smtp_si
 
 def test_a_second_request_for_the_same_mail_is_refused(tmp_path, dovecot, imap_user, smtp_sink, capsys):
     """Released once, the mail cannot be released or dropped again before the poll has carried it out."""
-    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, rules=_rules(tmp_path, "niedersachsen.de"))
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, rules=routing_with(tmp_path, "niedersachsen.de"))
     dovecot.append(imap_user, "INBOX", MINISTRY)
     assert once(config) == 0
     [waiting] = _listed(config, "quarantine", capsys)
@@ -242,7 +231,7 @@ def test_no_state_file_is_one_line(tmp_path, dovecot, imap_user, smtp_sink, caps
 
 def test_release_from_a_maildir_quarantine_folder(tmp_path, capsys):
     """With a Maildir inbox the released copy moves from .Quarantine to .Processed and the outbox gets the forward."""
-    rules = _rules(tmp_path, "niedersachsen.de")
+    rules = routing_with(tmp_path, "niedersachsen.de")
     config = tmp_path / "mailrelay.toml"
     config.write_text(f'rules = "{rules}"\nsignals = "{REPO / "config" / "signals.toml"}"\n'
                       f'templates = "{REPO / "templates"}"\n[maildir]\npath = "inbox"\n[outbox]\npath = "outbox"\n'

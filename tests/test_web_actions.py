@@ -17,6 +17,7 @@ from tests.relaytest import (
     forwards,
     mail_states,
     once,
+    routing_with,
     without_crlf,
     write_config,
 )
@@ -70,18 +71,6 @@ class _Page(HTMLParser):
             self.text += data
 
 
-def _rules(tmp_path, quarantine_domain: str | None = None, review_below: float | None = None):
-    """The shipped routing file, with a first rule holding back one sender domain, or another review threshold."""
-    text = ROUTING.read_text(encoding="utf-8")
-    if review_below is not None:
-        text = text.replace("review_below_confidence = 0.45", f"review_below_confidence = {review_below}")
-    if quarantine_domain:
-        text = text.replace("[[rules]]", f'[[rules]]\nname = "hold-{quarantine_domain}"\nwhen = {{ domain = '
-                                         f'"{quarantine_domain}" }}\ndesk = "quarantine"\nreason = "von Hand prüfen"'
-                                         "\n\n[[rules]]", 1)
-    path = tmp_path / "routing.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def _client(config):
@@ -145,7 +134,7 @@ def test_a_release_the_rules_would_hold_again_is_refused_in_german_then_goes_to_
         tmp_path, dovecot, imap_user, smtp_sink):
     """Without a desk the release of a mail the rules in force quarantine is refused with the reason, in the
     page's words (no command-line options), and nothing is recorded; with a desk chosen the poll sends it there."""
-    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, rules=_rules(tmp_path, "niedersachsen.de"))
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, rules=routing_with(tmp_path, "niedersachsen.de"))
     dovecot.append(imap_user, "INBOX", MINISTRY)
     assert once(config) == 0
     client, token = _client(config)
@@ -181,7 +170,7 @@ def test_drop_needs_a_reason_and_is_carried_out_by_the_next_poll(tmp_path, refus
 def test_a_review_release_needs_a_desk_and_done_needs_no_reason(tmp_path, dovecot, imap_user, smtp_sink):
     """On the review page a release without a desk is refused and nothing recorded; with one the poll sends it
     on; "erledigt" without a reason takes a mail out of the list as the command's drop does."""
-    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, rules=_rules(tmp_path, review_below=0.9))
+    config = write_config(tmp_path, dovecot, imap_user, smtp_sink, rules=routing_with(tmp_path, review_below=0.9))
     for mail in (MINISTRY, RESEARCH):
         dovecot.append(imap_user, "INBOX", mail)
     assert once(config) == 0 and len(forwards(smtp_sink)) == 2
