@@ -19,7 +19,7 @@ from bench import inbox
 from bench.mails import backlog
 from bench.phases import Bench, Row
 from bench.relayrun import relay_config, share_state
-from tests.nodes import Node, forward_message_ids, forwarded_ids, lease
+from tests.nodes import Node, forward_message_ids, forwarded_ids, lease, wait_for
 from tests.servers import SmtpSink
 
 FAILOVER_SECONDS = 30  # the default; a kill ends the session, so the lock is free without waiting for it
@@ -76,9 +76,9 @@ def _start_pair(nodes: list[Node], database: str) -> None:
     """The first node becomes active (it makes the tables), then the second stands by."""
     first, second = nodes
     first.start()
-    _wait(lambda: lease(database)["holder"] == first.name and first.saw("daemon.started"), "node-a active")
+    wait_for(lambda: lease(database)["holder"] == first.name and first.saw("daemon.started"), TIMEOUT, "node-a active")
     second.start()
-    _wait(lambda: second.saw("daemon.standby"), "node-b standing by")
+    wait_for(lambda: second.saw("daemon.standby"), TIMEOUT, "node-b standing by")
 
 
 def _kill_at_work(bench: Bench, nodes: list[Node], database: str, user: str, batch: list[bytes],
@@ -88,18 +88,18 @@ def _kill_at_work(bench: Bench, nodes: list[Node], database: str, user: str, bat
     active, standby = _roles(nodes, lease(database)["holder"])
     done = len(active.saw("mail.forwarded"))
     inbox.fill(bench.dovecot, user, batch)
-    _wait(lambda: len(active.saw("mail.forwarded")) >= done + forwards, f"{active.name} at work")
+    wait_for(lambda: len(active.saw("mail.forwarded")) >= done + forwards, TIMEOUT, f"{active.name} at work")
     time.sleep(later)
     epoch = lease(database)["epoch"]
     killed = time.time()
     active.kill()
-    _wait(lambda: (lease(database)["epoch"] or 0) > epoch, "the lease taken over", step=0.01)
+    wait_for(lambda: (lease(database)["epoch"] or 0) > epoch, TIMEOUT, "the lease taken over", step=0.01)
     row_seen = time.time() - killed
-    taken = _wait(lambda: _first_after(standby, "lease.taken", killed), f"{standby.name} took the lease")
-    forwarded = _wait(lambda: _first_after(standby, "mail.forwarded", killed), f"{standby.name} forwarded")
+    taken = wait_for(lambda: _first_after(standby, "lease.taken", killed), TIMEOUT, f"{standby.name} took the lease")
+    forwarded = wait_for(lambda: _first_after(standby, "mail.forwarded", killed), TIMEOUT, f"{standby.name} forwarded")
     standing_by = len(active.saw("daemon.standby"))
     active.start()
-    _wait(lambda: len(active.saw("daemon.standby")) > standing_by, f"{active.name} standing by again")
+    wait_for(lambda: len(active.saw("daemon.standby")) > standing_by, TIMEOUT, f"{active.name} standing by again")
     return Kill(taken - killed, row_seen, forwarded - killed)
 
 
@@ -115,17 +115,6 @@ def _first_after(node: Node, event: str, after: float) -> float | None:
     times = [datetime.fromisoformat(line["timestamp"]).timestamp() for line in node.saw(event)]
     later = [value for value in times if value > after]
     return min(later) if later else None
-
-
-def _wait(condition, what: str, step: float = 0.05):
-    """The condition's first true value, polled every `step` seconds, within TIMEOUT."""
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(step)
-    raise RuntimeError(f"not within {TIMEOUT:.0f} s: {what}")
 
 
 def _end(node: Node) -> None:
