@@ -12,8 +12,8 @@ from datetime import datetime
 from email.message import Message
 
 import mailparser
-from flufl.bounce import all_failures
 
+from mailrelay import bounces
 from mailrelay.htmltext import html_to_text
 from mailrelay.i18n import tr
 from mailrelay.model import Address, Attachment, Inbound, RawMail
@@ -138,13 +138,13 @@ def _part_types(message: Message) -> tuple[str, ...]:
 def _delivery_failures(message: Message, part_types: tuple[str, ...]) -> tuple[str, ...]:
     """The addresses flufl.bounce's detectors (DSN and some thirty vendor formats) report as failing.
 
-    Its thirty detectors cost a few milliseconds a mail, so they run only where a bounce may be: a null or
-    missing Return-Path (RFC 5321 sends notifications so), a sender named like a mail system, a report, or
-    a returned message or header inside."""
+    They run only where a bounce may be: a null or missing Return-Path (RFC 5321 sends notifications
+    so), a sender named like a mail system, a report, or a returned message or header inside; the costly
+    heuristic ones only where they can start (bounces.py)."""
     if not _may_be_bounce(message, part_types):
         return ()
     try:
-        temporary, permanent = all_failures(message)
+        temporary, permanent = bounces.failures(message)
     except Exception:  # a detector that fails on hostile input is no evidence either way
         return ()
     found = {_address_text(address) for address in temporary | permanent}
