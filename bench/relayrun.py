@@ -90,9 +90,12 @@ class OnceRun:
         return {key: value for key, value in (finished[-1] if finished else {}).items() if key not in skip}
 
 
-def run_once(config: Path, measure_rss: bool = False, timeout: float = 7200) -> OnceRun:
-    """`python3 -m mailrelay --config CFG once` (or the RSS wrapper around the same entry point)."""
+def run_once(config: Path, measure_rss: bool = False, timeout: float = 7200, profile: Path | None = None) -> OnceRun:
+    """`python3 -m mailrelay --config CFG once` (or the RSS wrapper around the same entry point); with
+    `profile`, under cProfile, its statistics written to that file."""
     command = ([sys.executable, "-c", _RSS_WRAPPER] if measure_rss else [sys.executable, "-m", "mailrelay"])
+    if profile is not None:
+        command = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "mailrelay"]
     log = config.parent / "once.log"
     with log.open("wb") as stdout:
         began = time.perf_counter()

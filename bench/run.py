@@ -73,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", type=_names, action="append", metavar="NAME[,NAME...]",
                         help=f"run only these measurements, of {', '.join(MEASUREMENTS)} (repeatable)")
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="labelled sample to cycle through")
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="run the backlog's `once` under cProfile, write its statistics to FILE and print "
+                             "the top lines on stderr (the backlog figures then include the profiler's cost)")
     return parser
 
 
@@ -94,7 +97,7 @@ def _chosen(arguments: argparse.Namespace) -> list[str]:
 def _sizes(arguments: argparse.Namespace) -> phases.Sizes:
     sizes = QUICK if arguments.quick else phases.Sizes()
     overrides = {"mails": arguments.mails, "handled": arguments.handled, "store_mails": arguments.store_mails,
-                 "kills": arguments.kills}
+                 "kills": arguments.kills, "profile": arguments.profile and arguments.profile.resolve()}
     return dataclasses.replace(sizes, **{key: value for key, value in overrides.items() if value})
 
 
