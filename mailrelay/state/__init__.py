@@ -5,7 +5,7 @@ config's choice, made once in `open_store`."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import ContextManager, Protocol
 
 from typing import TYPE_CHECKING
 
@@ -20,7 +20,14 @@ __all__ = ["FINAL_STATES", "GENESIS", "QUEUES", "AlreadyRunning", "LeaseLost", "
 
 
 class Store(Protocol):
-    """Every method commits before it returns, so a crash loses nothing recorded."""
+    """Every method commits before it returns, so a crash loses nothing recorded; inside a group(), the
+    group commits them together when it ends."""
+
+    def group(self) -> ContextManager[None]:
+        """The records written inside share one transaction, committed when the group ends, or none of
+        them if it raises. A commit survives the relay's death; what must also survive a power loss
+        waits for sync()."""
+        ...
 
     def sync(self) -> None:
         """Called before every step that leaves the machine (a send, an archive move): what is recorded

@@ -90,7 +90,8 @@ _BLOB_PIECE = 1024 * 1024
 
 
 class SqliteStore:
-    """One SQLite file; every method commits before it returns, so a crash loses nothing recorded."""
+    """One SQLite file; every method commits before it returns (inside a group(): when the group ends),
+    so a crash loses nothing recorded."""
 
     def __init__(self, path: Path, read_only: bool = False):
         self.path = path
@@ -98,6 +99,7 @@ class SqliteStore:
         # one connection, every use serialised by the lock.
         self._lock = threading.RLock()
         self._lock_file = None
+        self._grouped = False  # inside group(): the records join its one transaction
         if read_only:  # for replay beside the running service; a wrong path is an error, not a new file
             self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, timeout=30,
                                        check_same_thread=False)
@@ -164,6 +166,22 @@ class SqliteStore:
                 os.fsync(descriptor)
             finally:
                 os.close(descriptor)
+
+    @contextlib.contextmanager
+    def group(self) -> Iterator[None]:
+        """The records written inside share one transaction, committed when the group ends (none of them
+        if it raises): one commit instead of one per record. Not durable by itself; sync() is. The
+        store's lock is held throughout, so a group is for steps that do not wait on the network."""
+        with self._lock:
+            if self._grouped:  # a group inside a group joins it
+                yield
+                return
+            with self._transaction():
+                self._grouped = True
+                try:
+                    yield
+                finally:
+                    self._grouped = False
 
     def close(self) -> None:
         self._db.close()
@@ -413,8 +431,12 @@ class SqliteStore:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
-        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error; one thread at a time."""
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error; one thread at a time. Inside a group, the
+        group's transaction."""
         with self._lock:
+            if self._grouped:
+                yield
+                return
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield
