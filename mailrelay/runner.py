@@ -67,6 +67,7 @@ class Relay:
         self.progress: Callable[[], None] = lambda: None  # called after each mail: the service's watchdog
         self.thresholds = thresholds
         self.operators = operators
+        self._to_archive: list[tuple[int, str, str]] = []  # (mail id, key, state): recorded, not yet moved
 
     def poll(self) -> PollReport:
         """Handle every new mail once; SourceError means this poll could not run at all. Either way the
@@ -97,6 +98,7 @@ class Relay:
         self.log.info("poll.started")
         brake = FloodBrake(self.store, self.limits.max_forwards_per_poll, self.limits.arrival_margin_seconds)
         with self.source.open(self.store) as inbox, self.transport.open() as outbox:
+            self._to_archive = []
             replaced = inbox.recreated_from is not None and self._replaced(inbox, report)
             for raw in () if replaced else inbox.fetch_new():
                 if self.stop_requested or self._braked(brake, report):
@@ -105,10 +107,13 @@ class Relay:
                 brake.count(raw, outcome)
                 raw = None  # not held while the next (maybe 20 MB) mail is fetched
                 self._count(report, outcome)
+                if len(self._to_archive) >= inbox.batch_size:
+                    self._archive_batch(inbox, report)
             else:
                 report.complete = not replaced
-                for key in () if replaced else inbox.vanished():
-                    self._vanished(key, inbox)
+            self._archive_batch(inbox, report)
+            for key in inbox.vanished() if report.complete else ():
+                self._vanished(key, inbox)
             if not self.store.paused():  # the editors' releases and drops: forwards like any other
                 for outcome in self._queue_work().carry_out(inbox, outbox):
                     self._count(report, outcome)
@@ -177,9 +182,28 @@ class Relay:
     def _handle(self, raw: RawMail, inbox: Inbox, outbox) -> dict:
         sha256 = hashlib.sha256(raw.data).hexdigest()
         record = self.store.find(sha256)
+        inbound = None if record is not None and record.state in FINAL_STATES else _parse_or_none(raw)
+        # What is known before deciding, in one commit; above all the try, which must outlive a crash
+        # in what follows.
+        with self.store.group():
+            started = self._start(raw, sha256, record, inbound, inbox)
+        if isinstance(started, dict):
+            return started
+        mail_id = started
+        try:
+            return dict(self._process(mail_id, raw, inbound, inbox, outbox), new=record is None)
+        except (SourceError, LeaseLost, StoreUnavailable):  # the mailbox or the state is out of reach, or
+            raise  # another node took over: this poll ends, the mail is handled again by the next one
+        except Exception as error:  # a bug, a broken template, a transport error: costs one mail, not the poll
+            with self.store.group():
+                return self._quarantine_on_error(mail_id, raw, inbox, error)
+
+    def _start(self, raw: RawMail, sha256: str, record: MailRecord | None, inbound: Inbound | None,
+               inbox: Inbox) -> int | dict:
+        """Record the mail (or find it recorded) and count its try: its id, to go on deciding; or its
+        outcome when there is nothing to decide (seen before, waiting, given up on)."""
         if record is not None and record.state in FINAL_STATES:
             return self._seen_again(record, raw, inbox)
-        inbound = _parse_or_none(raw)
         copy = self._copy_of(inbound) if record is None else None
         if copy is not None:
             return self._seen_again(copy, raw, inbox, same="message-id, sender and subject")
@@ -197,21 +221,17 @@ class Relay:
             return self._quarantine_on_error(mail_id, raw, inbox, RuntimeError(
                 f"gave up after {self.limits.max_tries} tries that did not finish"))
         self.store.update(mail_id, "mail.try", {"try": tries}, tries=tries)
-        try:
-            return dict(self._process(mail_id, raw, inbound, inbox, outbox), new=record is None)
-        except (SourceError, LeaseLost, StoreUnavailable):  # the mailbox or the state is out of reach, or
-            raise  # another node took over: this poll ends, the mail is handled again by the next one
-        except Exception as error:  # a bug, a broken template, a transport error: costs one mail, not the poll
-            return self._quarantine_on_error(mail_id, raw, inbox, error)
+        return mail_id
 
     def _process(self, mail_id: int, raw: RawMail, inbound: Inbound | None, inbox: Inbox, outbox) -> dict:
         processed = self._decide(raw, inbound)
-        self._record_decision(mail_id, processed)
-        if processed.forward is None:
+        if processed.forward is not None:
+            return self._deliver(mail_id, raw.key, processed, inbox, outbox)
+        with self.store.group():
+            self._record_decision(mail_id, processed)
             state = _STATE_OF_ACTION[processed.decision.action]
             self._audit(mail_id, f"mail.{state}", state=state)
             return self._archive(mail_id, raw.key, state, inbox, processed)
-        return self._deliver(mail_id, raw.key, processed, inbox, outbox)
 
     def _decide(self, raw: RawMail, inbound: Inbound | None) -> Processed:
         inbound = inbound or parse(raw)  # parsed again when the first parse failed, to raise its error here
@@ -238,15 +258,16 @@ class Relay:
 
     def _seen_again(self, record: MailRecord, raw: RawMail, inbox: Inbox, same: str = "bytes") -> dict:
         """A mail already handled (same bytes, or the same mail delivered again): never forwarded twice."""
-        event = "mail.duplicate" if record.archived_to or same != "bytes" else "mail.resumed"
+        # Not archived yet: left by a crash (resumed), or on its way out with this batch (a copy).
+        on_its_way = any(key == record.source_key for _, key, _ in self._to_archive)
+        event = "mail.duplicate" if record.archived_to or same != "bytes" or on_its_way else "mail.resumed"
         inbox.recorded(raw.key)
         self._audit(record.id, event, detail={"source": raw.key, "state": record.state, "same": same})
         # A copy of a mail still on its way (a forward waiting for a retry) goes with the processed mail.
         state = record.state if record.state in FINAL_STATES else "forwarded"
         outcome = self._archive(record.id, raw.key, state, inbox, None)
-        if outcome["outcome"] != "archive_failed":
-            outcome["outcome"] = "duplicate" if event == "mail.duplicate" else record.state
-        outcome.update(route=record.route or "none", subject=record.subject, quarantined=False)
+        outcome.update(outcome="duplicate" if event == "mail.duplicate" else record.state, route=record.route or "none",
+                       subject=record.subject, quarantined=False)
         return outcome
 
     def _record_decision(self, mail_id: int, processed: Processed) -> None:
@@ -255,15 +276,26 @@ class Relay:
 
     def _deliver(self, mail_id: int, key: str, processed: Processed, inbox: Inbox, outbox) -> dict:
         forward = processed.forward
-        tripped = self._breaker(processed.inbound)
-        if tripped:
-            detail, reason = tripped
-            self._audit(mail_id, "mail.circuit_breaker", detail, severity="error", state="quarantined", reason=reason)
-            return dict(self._archive(mail_id, key, "quarantined", inbox, processed), error=reason)
-        self._audit(mail_id, "mail.sending", {"desk": forward.desk, "message_id": forward.message_id},
-                    state="sending", forward_message_id=forward.message_id)
+        with self.store.group():
+            self._record_decision(mail_id, processed)
+            tripped = self._breaker(processed.inbound)
+            if tripped:
+                detail, reason = tripped
+                self._audit(mail_id, "mail.circuit_breaker", detail, severity="error", state="quarantined",
+                            reason=reason)
+                return dict(self._archive(mail_id, key, "quarantined", inbox, processed), error=reason)
+            self._audit(mail_id, "mail.sending", {"desk": forward.desk, "message_id": forward.message_id},
+                        state="sending", forward_message_id=forward.message_id)
         self.store.sync()  # a power loss after the server accepted must not forget it was sent
         delivery: Delivery = outbox.send(forward)
+        outcome = self._delivered(mail_id, key, processed, delivery, inbox)
+        self.store.sync()  # nor that the server accepted it: the window for sending it twice stays this short
+        return outcome
+
+    def _delivered(self, mail_id: int, key: str, processed: Processed, delivery: Delivery, inbox: Inbox) -> dict:
+        """Record what the SMTP server said of the forward, at once and on its own: committed when the
+        record returns, so the window in which a crash sends the forward again does not grow."""
+        forward = processed.forward
         detail = {"desk": forward.desk, "recipients": list(forward.recipients), "reply": delivery.reply}
         if delivery.status is Status.ACCEPTED:
             detail["refused"] = list(delivery.refused)
@@ -355,17 +387,37 @@ class Relay:
         return min(shortest * 2 ** min(attempts - 1, 32), longest)
 
     def _archive(self, mail_id: int, key: str, state: str, inbox: Inbox, processed: Processed | None) -> dict:
-        self.store.sync()  # the outcome is on disk before the mail leaves the inbox
-        try:
-            archived: Archived = inbox.archive(key, _ARCHIVE_TARGET[state])
-        except MailError as error:  # the mail stays in the inbox and is archived at a later poll
-            self._audit(mail_id, "mail.archive_failed", {"error": str(error)}, severity="warning")
-            return dict(_summary(key, "archive_failed", processed), quarantined=state == "quarantined")
-        # Where the quarantined copy lies, so that a release finds that very mail.
-        copy = {"queue_key": archived.key} if state == "quarantined" else {}
-        self._audit(mail_id, "mail.archived", detail={"mailbox": archived.mailbox}, archived_to=archived.mailbox,
-                    **copy)
+        """The mail's outcome is recorded (or is being, in the caller's group): it joins its batch, which
+        leaves the inbox together (_archive_batch)."""
+        self._to_archive.append((mail_id, key, state))
         return _summary(key, state, processed)
+
+    def _archive_batch(self, inbox: Inbox, report: PollReport) -> None:
+        """Move the mails whose outcomes are recorded: those records made durable once, then one move per
+        target mailbox, then the moves recorded in one commit. A crash before the records of the moves
+        leaves recorded mail in the inbox or unrecorded copies in the archive; the next poll archives the
+        first without sending again and records the second (_vanished)."""
+        batch, self._to_archive = self._to_archive, []
+        if not batch:
+            return
+        self.store.sync()  # the outcomes are on disk before the mails leave the inbox
+        targets: dict[str, list[str]] = {}
+        for _, key, state in batch:
+            targets.setdefault(_ARCHIVE_TARGET[state], []).append(key)
+        archived: dict[str, Archived | MailError] = {}
+        for target, keys in targets.items():
+            archived.update(inbox.archive(keys, target))
+        with self.store.group():
+            for mail_id, key, state in batch:
+                where = archived[key]
+                if isinstance(where, MailError):  # the mail stays in the inbox and is archived at a later poll
+                    self._audit(mail_id, "mail.archive_failed", {"error": str(where)}, severity="warning")
+                    _archive_failed(report, key, state)
+                    continue
+                # Where the quarantined copy lies, so that a release finds that very mail.
+                copy = {"queue_key": where.key} if state == "quarantined" else {}
+                self._audit(mail_id, "mail.archived", detail={"mailbox": where.mailbox}, archived_to=where.mailbox,
+                            **copy)
 
     def _vanished(self, key: str, inbox: Inbox) -> None:
         """A mail whose outcome is recorded that is no longer in the inbox, its move not recorded: a crash
@@ -444,6 +496,16 @@ def _parse_or_none(raw: RawMail) -> Inbound | None:
 
 def _later(seconds: float) -> str:
     return (datetime.now(timezone.utc) + timedelta(seconds=seconds)).isoformat(timespec="milliseconds")
+
+
+def _archive_failed(report: PollReport, key: str, state: str) -> None:
+    """The poll's report of the mail under `key`, now that its move failed: it stays in the inbox."""
+    for mail in reversed(report.mails):
+        if mail["key"] == key:
+            report.counts[mail["outcome"]] -= 1
+            report.counts["archive_failed"] += 1
+            mail.update(outcome="archive_failed", quarantined=state == "quarantined")
+            return
 
 
 def _summary(key: str, outcome: str, processed: Processed | None) -> dict:

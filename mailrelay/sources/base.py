@@ -29,6 +29,9 @@ class Cursor(Protocol):
 
 
 class Inbox(Protocol):
+    batch_size: int
+    """How many mails are fetched together, and archived together once their outcomes are recorded."""
+
     recreated_from: str | None
     """The key prefix of the mailbox's previous incarnation when it was deleted and created again since
     the last poll (IMAP: UIDVALIDITY changed), else None."""
@@ -52,8 +55,10 @@ class Inbox(Protocol):
         """After fetch_new: the keys of mails the store holds as unfinished here that are no longer in the
         mailbox (moved away, by a crash between the move and its record, or by a person)."""
 
-    def archive(self, key: str, target: str) -> Archived:
-        """Move the mail out of the inbox to the mailbox for `target`."""
+    def archive(self, keys: list[str], target: str) -> dict[str, "Archived | MailError"]:
+        """Move the mails out of the inbox to the mailbox for `target`, together where the protocol
+        allows: for each key, where it went, or why it was not moved (the others are moved all the
+        same). SourceError when the server cannot be reached."""
 
     def find_copy(self, target: str, hint: str | None, message_id: str, sha256: str) -> str | None:
         """The key of the mail with these bytes in the mailbox for `target`: `hint` if it is still that mail,

@@ -27,7 +27,7 @@ _GROUP_BYTES = 8 * 1024 * 1024
 # With archive = "flag": the keyword a handled mail gets instead of a move ($Forwarded is RFC 5788's).
 KEYWORDS = {"processed": "$Forwarded", "ignored": "$MailrelayIgnored"}
 _MESSAGE_ID = re.compile(rb"^message-id:\s*(<[^>\r\n]*>)", re.IGNORECASE | re.MULTILINE)
-_COPYUID = re.compile(rb"COPYUID (\d+) \S+ (\d+)")
+_COPYUID = re.compile(rb"COPYUID (\d+) ([\d:,]+) ([\d:,]+)")
 
 
 class ImapSource:
@@ -94,6 +94,7 @@ class ImapInbox:
         self.uidvalidity = int(status[b"UIDVALIDITY"])
         self.uidnext = int(status.get(b"UIDNEXT", 0))
         self.can_move = self.client.has_capability("MOVE")
+        self.batch_size = self.settings.batch_size
         self.prefix = f"imap:{self.settings.mailbox}:{self.uidvalidity}:"
         position = self.cursor.mailbox_position(self.settings.mailbox)
         self.last_uid = position[1] if position and position[0] == self.uidvalidity else 0
@@ -196,18 +197,34 @@ class ImapInbox:
             self.last_uid = uid
             self.cursor.set_mailbox_position(self.settings.mailbox, self.uidvalidity, uid)
 
-    def archive(self, key: str, target: str) -> Archived:
-        mailbox = self.targets[target]
-        uid = _uid(key, self.prefix)
+    def archive(self, keys: list[str], target: str) -> dict[str, Archived | MailError]:
+        """Move the mails to the mailbox for `target` with one command (UID MOVE, or COPY, STORE and UID
+        EXPUNGE); where the server refuses that, each mail alone, so one mail it will not move does not
+        hold back the others. A mail the server says it did not move is a MailError."""
+        uids = {_uid(key, self.prefix): key for key in keys}
         if self.settings.archive == "flag" and target in KEYWORDS:
-            try:  # handled mail stays where it is, marked; the UID position keeps it out of later polls
-                self.client.add_flags([uid], [KEYWORDS[target]])
-            except _LOST as error:
-                raise SourceError(f"IMAP flag {KEYWORDS[target]}: {error}") from error
-            except IMAPClientError as error:
-                raise MailError(f"IMAP refused to flag UID {uid}: {error}") from error
-            return Archived(f"{self.settings.mailbox} ({KEYWORDS[target]})", key)
-        return self._move_or_fail(uid, mailbox)
+            done = self._batch(sorted(uids), lambda batch: self._flag(batch, KEYWORDS[target]), "flag")
+            return {key: done.get(uid) or Archived(f"{self.settings.mailbox} ({KEYWORDS[target]})", key)
+                    for uid, key in uids.items()}
+        mailbox = self.targets[target]
+        moved = self._batch(sorted(uids), lambda batch: self._move(batch, mailbox), f"move to {mailbox}")
+        return {key: moved[uid] for uid, key in uids.items()}
+
+    def _batch(self, uids: list[int], command, what: str) -> dict[int, Archived | MailError]:
+        """`command` on all of `uids`, else on each alone; a refusal of one mail is its MailError."""
+        try:
+            return command(uids)
+        except _LOST as error:
+            raise SourceError(f"IMAP {what}: {error}") from error
+        except IMAPClientError as error:
+            if len(uids) == 1:
+                return {uids[0]: MailError(f"IMAP refused to {what} UID {uids[0]}: {error}")}
+        return {uid: result for one in uids for uid, result in self._batch([one], command, what).items()}
+
+    def _flag(self, uids: list[int], keyword: str) -> dict[int, Archived]:
+        """Handled mail stays where it is, marked; the UID position keeps it out of later polls."""
+        self.client.add_flags(uids, [keyword], silent=True)
+        return {}
 
     def find_copy(self, target: str, hint: str | None, message_id: str, sha256: str) -> str | None:
         """The hinted UID if its bytes are still these, else a search by Message-ID (every mail when it has
@@ -224,7 +241,11 @@ class ImapInbox:
     def move_copy(self, key: str, target: str) -> Archived:
         mailbox = key.removeprefix("imap:").rsplit(":", 2)[0]
         with self._selected(mailbox) as prefix:
-            return self._move_or_fail(_uid(key, prefix), self.targets[target])
+            uid = _uid(key, prefix)
+            result = self._batch([uid], lambda batch: self._move(batch, self.targets[target]), "move")[uid]
+        if isinstance(result, MailError):
+            raise result
+        return result
 
     @contextlib.contextmanager
     def _selected(self, mailbox: str) -> Iterator[str]:
@@ -256,28 +277,29 @@ class ImapInbox:
                 return int(raw.key.rsplit(":", 1)[1])
         return None
 
-    def _move_or_fail(self, uid: int, mailbox: str) -> Archived:
-        try:
-            return Archived(mailbox, self._move(uid, mailbox))
-        except _LOST as error:
-            raise SourceError(f"IMAP move to {mailbox}: {error}") from error
-        except IMAPClientError as error:
-            raise MailError(f"IMAP refused to move UID {uid} to {mailbox}: {error}") from error
-
-    def _move(self, uid: int, mailbox: str) -> str | None:
-        """Move one mail; its key in `mailbox` when the server says (COPYUID, RFC 4315), else None."""
+    def _move(self, uids: list[int], mailbox: str) -> dict[int, Archived | MailError]:
+        """Move the mails with one command. Where the server reports where each went (COPYUID, RFC 4315),
+        the Archived of each with its key there, and a MailError for a UID it did not move (no longer in
+        the mailbox); without that report, the Archived of each, its key unknown."""
         untagged = self.client._imap.untagged_responses  # MOVE reports COPYUID untagged (RFC 6851)
         untagged.pop("COPYUID", None)
         if self.can_move:
-            response = self.client.move([uid], mailbox)
-            return _copy_key(mailbox, b" ".join(untagged.pop("COPYUID", [])) or response)
-        response = self.client.copy([uid], mailbox)
-        self.client.add_flags([uid], [imapclient.DELETED])
-        if self.client.has_capability("UIDPLUS"):
-            self.client.uid_expunge([uid])
-        # Without UIDPLUS a plain EXPUNGE could remove mail someone else marked deleted: the
-        # mail stays flagged and the server removes it when the mailbox is next expunged.
-        return _copy_key(mailbox, response)
+            response = self.client.move(uids, mailbox)
+            reported = [*untagged.pop("COPYUID", []), response]
+        else:
+            response = self.client.copy(uids, mailbox)
+            self.client.add_flags(uids, [imapclient.DELETED], silent=True)
+            if self.client.has_capability("UIDPLUS"):
+                self.client.uid_expunge(uids)
+            # Without UIDPLUS a plain EXPUNGE could remove mail someone else marked deleted: the
+            # mail stays flagged and the server removes it when the mailbox is next expunged.
+            reported = [response]
+        copies = _copies(reported)
+        if copies is None:
+            return {uid: Archived(mailbox) for uid in uids}
+        validity, new_uids = copies
+        return {uid: Archived(mailbox, f"imap:{mailbox}:{validity}:{new_uids[uid]}") if uid in new_uids
+                else MailError(f"UID {uid} was not moved to {mailbox}: no longer in the mailbox") for uid in uids}
 
 
 def _groups(uids: list[int], sizes: dict[int, int], limit: int) -> Iterator[list[int]]:
@@ -296,11 +318,26 @@ def _groups(uids: list[int], sizes: dict[int, int], limit: int) -> Iterator[list
         yield group
 
 
-def _copy_key(mailbox: str, response: object) -> str | None:
-    """The moved mail's key from a COPYUID response code ("COPYUID 38505 304 3956", or "[COPYUID ...] Done")."""
-    text = b"COPYUID " + response if isinstance(response, bytes) and response[:1].isdigit() else response
-    found = _COPYUID.search(text) if isinstance(text, bytes) else None
-    return f"imap:{mailbox}:{int(found[1])}:{int(found[2])}" if found else None
+def _copies(reported: list[object]) -> tuple[int, dict[int, int]] | None:
+    """From COPYUID response codes ("COPYUID 38505 304,319:320 3956:3958", or "[COPYUID ...] Done"): the
+    target's UIDVALIDITY and each source UID's new UID; None when the server reported none."""
+    validity, new_uids = None, {}
+    for response in reported:
+        text = b"COPYUID " + response if isinstance(response, bytes) and response[:1].isdigit() else response
+        for found in _COPYUID.finditer(text) if isinstance(text, bytes) else ():
+            validity = int(found[1])
+            new_uids.update(zip(_uid_set(found[2]), _uid_set(found[3])))
+    return None if validity is None else (validity, new_uids)
+
+
+def _uid_set(text: bytes) -> list[int]:
+    """The UIDs of a sequence set ("304,319:320"), in its order (a range in either direction ascending)."""
+    uids: list[int] = []
+    for part in text.split(b","):
+        first, _, last = part.partition(b":")
+        low, high = sorted((int(first), int(last or first)))
+        uids.extend(range(low, high + 1))
+    return uids
 
 
 def _utc(moment: object) -> datetime | None:

@@ -27,6 +27,7 @@ class MaildirInbox:
     """Every mail still in the Maildir is unfinished: handled mail is moved to a subfolder."""
 
     recreated_from = None  # a Maildir's file names stay valid however it is copied
+    batch_size = 50  # mails archived together
 
     def __init__(self, path: Path, box: mailbox.Maildir, cursor: Cursor | None = None):
         self.path = path
@@ -61,8 +62,19 @@ class MaildirInbox:
     def vanished(self) -> list[str]:
         return list(self._vanished)
 
-    def archive(self, key: str, target: str) -> Archived:
-        return self._rename(self._file_of(key.removeprefix("maildir:")), target)
+    def archive(self, keys: list[str], target: str) -> dict[str, Archived | MailError]:
+        """Rename each file into the folder for `target`; a file gone or not renamed is its MailError."""
+        files = _files(self.path)
+        done: dict[str, Archived | MailError] = {}
+        for key in keys:
+            source = files.get(key.removeprefix("maildir:"))
+            try:
+                if source is None:
+                    raise FileNotFoundError(f"{key} is no longer in the Maildir")
+                done[key] = self._rename(source, target)
+            except OSError as error:
+                done[key] = MailError(f"{key} not moved to {_FOLDERS[target]}: {error}")
+        return done
 
     def find_copy(self, target: str, hint: str | None, message_id: str, sha256: str) -> str | None:
         """By the hint, else by the bytes of every mail in the folder: a queue's folder holds few."""
