@@ -14,6 +14,7 @@ from mailrelay.model import Action, Decision, Forward, Inbound, Processed, RawMa
 from mailrelay.parse import parse
 from mailrelay.pipeline import Identity, decide
 from mailrelay import health, outage
+from mailrelay.decider import Ahead
 from mailrelay.brake import LAST_FULL_POLL, FloodBrake
 from mailrelay.queues.core import is_review
 from mailrelay.queues.work import QueueWork
@@ -100,17 +101,21 @@ class Relay:
         with self.source.open(self.store) as inbox, self.transport.open() as outbox:
             self._to_archive = []
             replaced = inbox.recreated_from is not None and self._replaced(inbox, report)
-            for raw in () if replaced else inbox.fetch_new():
-                if self.stop_requested or self._braked(brake, report):
-                    break
-                outcome = self._handle(raw, inbox, outbox)
-                brake.count(raw, outcome)
-                raw = None  # not held while the next (maybe 20 MB) mail is fetched
-                self._count(report, outcome)
-                if len(self._to_archive) >= inbox.batch_size:
-                    self._archive_batch(inbox, report)
-            else:
-                report.complete = not replaced
+            ahead = Ahead(iter(()) if replaced else inbox.fetch_new(), self._decide_ahead, self.policy)
+            try:
+                for raw, decided in ahead:
+                    if self.stop_requested or self._braked(brake, report):
+                        break
+                    outcome = self._handle(raw, inbox, outbox, decided)
+                    brake.count(raw, outcome)
+                    raw = decided = None  # not held while the next (maybe 20 MB) mail is fetched
+                    self._count(report, outcome)
+                    if len(self._to_archive) >= inbox.batch_size:
+                        self._archive_batch(inbox, report)
+                else:
+                    report.complete = not replaced
+            finally:
+                ahead.close()
             self._archive_batch(inbox, report)
             for key in inbox.vanished() if report.complete else ():
                 self._vanished(key, inbox)
@@ -179,10 +184,16 @@ class Relay:
                              "error": reason, "quarantined": True})
         return True
 
-    def _handle(self, raw: RawMail, inbox: Inbox, outbox) -> dict:
+    def _handle(self, raw: RawMail, inbox: Inbox, outbox,
+                decided: Callable[[], Processed | None] = lambda: None) -> dict:
+        """One mail's way; `decided` gives its decision if one was made ahead (decider.py)."""
+        ready = decided()
         sha256 = hashlib.sha256(raw.data).hexdigest()
         record = self.store.find(sha256)
-        inbound = None if record is not None and record.state in FINAL_STATES else _parse_or_none(raw)
+        if record is not None and record.state in FINAL_STATES:
+            inbound = ready = None  # seen before: nothing to decide
+        else:
+            inbound = ready.inbound if ready else _parse_or_none(raw)
         # What is known before deciding, in one commit; above all the try, which must outlive a crash
         # in what follows.
         with self.store.group():
@@ -191,7 +202,7 @@ class Relay:
             return started
         mail_id = started
         try:
-            return dict(self._process(mail_id, raw, inbound, inbox, outbox), new=record is None)
+            return dict(self._process(mail_id, raw, inbound, inbox, outbox, ready), new=record is None)
         except (SourceError, LeaseLost, StoreUnavailable):  # the mailbox or the state is out of reach, or
             raise  # another node took over: this poll ends, the mail is handled again by the next one
         except Exception as error:  # a bug, a broken template, a transport error: costs one mail, not the poll
@@ -223,8 +234,9 @@ class Relay:
         self.store.update(mail_id, "mail.try", {"try": tries}, tries=tries)
         return mail_id
 
-    def _process(self, mail_id: int, raw: RawMail, inbound: Inbound | None, inbox: Inbox, outbox) -> dict:
-        processed = self._decide(raw, inbound)
+    def _process(self, mail_id: int, raw: RawMail, inbound: Inbound | None, inbox: Inbox, outbox,
+                 ready: Processed | None = None) -> dict:
+        processed = ready or self._decide(raw, inbound)
         if processed.forward is not None:
             return self._deliver(mail_id, raw.key, processed, inbox, outbox)
         with self.store.group():
@@ -239,6 +251,12 @@ class Relay:
             reason = f"too large: {raw.oversize} bytes; only its header was fetched"
             return Processed(inbound, None, Decision(Action.QUARANTINE, "size-limit", reason=reason))
         return decide(inbound, self.policy(), self.identity)
+
+    def _decide_ahead(self, raw: RawMail) -> Processed | None:
+        """What the decider process does with a mail: parse and decide; None where that fails (the
+        relay's process then does it again itself, to record the failure as its own)."""
+        inbound = _parse_or_none(raw)
+        return self._decide(raw, inbound) if inbound is not None else None
 
     def _add(self, raw: RawMail, sha256: str, inbound: Inbound | None) -> int:
         """Record the mail and its bytes before anything else is done with it."""
