@@ -60,3 +60,20 @@ def test_the_scan_reads_every_part_but_base64_bodies():
     readable = bounces._readable(email.message_from_bytes(mail, policy=_POLICY))
     assert "Delivery to the following recipients failed." in readable
     assert data.splitlines()[0] not in readable
+
+
+def test_the_detectors_see_attachments_without_their_bodies_and_the_mail_keeps_them():
+    data = base64.encodebytes(b"%PDF-1.4 " * 100).decode()
+    mail = ("From: a@example.org\r\nSubject: file\r\nMIME-Version: 1.0\r\n"
+            'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n'
+            "Content-Transfer-Encoding: base64\r\n\r\n" + base64.encodebytes(b"Hallo\n").decode() +
+            "--b\r\nContent-Type: application/pdf\r\n"
+            f"Content-Transfer-Encoding: base64\r\n\r\n{data}--b--\r\n").encode()
+    message = email.message_from_bytes(mail, policy=_POLICY)
+    view = bounces._without_attachment_bodies(message)
+    text, pdf = view.get_payload()
+    assert text.get_payload(decode=True) == b"Hallo\n"  # a text part stays: detectors decode those
+    assert pdf.get_payload() == "" and pdf.get_content_type() == "application/pdf"
+    assert message.get_payload()[1].get_payload(decode=True) == b"%PDF-1.4 " * 100
+    plain = email.message_from_bytes(b"From: a@example.org\r\n\r\nHello\r\n", policy=_POLICY)
+    assert bounces._without_attachment_bodies(plain) is plain
