@@ -8,13 +8,17 @@ the poll. Its decisions only ever save time, they never change an outcome: a mai
 in the relay's own process as if there were no decider, and from then on every mail of that poll is.
 So a mail that kills the process deciding it still ends the relay, and counts its tries, as before.
 
-The order on the pipe is strict: the relay reads the decision of mail k before it sends mail k+1, so
-neither side ever waits to write while the other waits to write too.
+The child reads what is submitted in a thread of its own, so the relay never waits to write while the
+child waits to write its decisions: the relay keeps it a few mails ahead.
 """
 from __future__ import annotations
 
 import multiprocessing
+import queue
 import signal
+import threading
+from collections import deque
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from mailrelay.model import Processed, RawMail
@@ -27,7 +31,8 @@ Decide = Callable[[RawMail], Processed | None]
 
 
 class Decider:
-    """A forked child deciding mails in order: submit one, then take its decision, then submit the next."""
+    """A forked child deciding the mails submitted to it, in order. Its own thread reads what is submitted
+    as it comes, so the relay never waits to submit, and the decisions wait in the pipe to be taken."""
 
     def __init__(self, decide: Decide) -> None:
         context = multiprocessing.get_context("fork")
@@ -52,44 +57,57 @@ class Decider:
             return None
 
     def close(self) -> None:
-        try:
-            self._pipe.send(None)
-        except (OSError, ValueError):
-            pass
+        """End the child: its pipe closes, so it stops at its next read or write."""
         self._pipe.close()
         self._process.join(timeout=2)
-        if self._process.is_alive():  # deciding a mail nobody waits for any more
+        if self._process.is_alive():  # still deciding a mail nobody waits for
             self._process.kill()
             self._process.join()
 
 
 def _serve(pipe, relays_end, decide: Decide) -> None:
-    """The child: decide every mail sent until None or the end of the pipe; a mail it cannot decide ends it."""
+    """The child: decide every mail submitted until the pipe ends; a mail it cannot decide ends it."""
     relays_end.close()  # so the relay's end closing, by its exit or its death, ends the pipe here
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the relay's handlers are for the relay
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the relay's; the child ends with its pipe
-    while True:
-        try:
-            raw = pipe.recv()
-        except EOFError:
-            return
-        if raw is None:
-            return
+    submitted: queue.SimpleQueue = queue.SimpleQueue()
+    threading.Thread(target=_read, args=(pipe, submitted), daemon=True).start()
+    while (raw := submitted.get()) is not None:
         try:
             decided = decide(raw)
         except BaseException:  # the relay decides it again itself, and meets the same end there
             decided = None
-        pipe.send(decided)
+        try:
+            pipe.send(decided)
+        except (OSError, ValueError):  # the relay is gone or done
+            return
         if decided is None:
             return
+
+
+def _read(pipe, submitted: queue.SimpleQueue) -> None:
+    try:
+        while True:
+            submitted.put(pipe.recv())
+    except (EOFError, OSError):
+        submitted.put(None)
+
+
+@dataclass
+class _Entry:
+    raw: RawMail
+    submitted: bool = False
 
 
 class Ahead:
     """The poll's mails in order, each with a callable that returns its decision made ahead (or None).
 
-    The callable must be called once for every mail, first thing: it takes that mail's decision from the
-    child and hands the child the next mail, whose deciding then overlaps this one's sending."""
+    The callable must be called once for every mail, first thing: it takes that mail's decision and keeps
+    the child supplied with the next mails (up to DEPTH), whose deciding then overlaps this one's
+    sending. At most one large mail is held at a time, as without a decider."""
+
+    DEPTH = 4
 
     def __init__(self, mails: Iterator[RawMail], decide: Decide, current_policy: Callable[[], object]) -> None:
         self._mails = mails
@@ -98,37 +116,44 @@ class Ahead:
         self._policy = current_policy()
         self._decider: Decider | None = None
         self._stopped = False  # the decider failed once: this poll decides in the relay's process
-        self._waiting = False  # a mail is with the child
+        self._queue: deque[_Entry] = deque()  # fetched, not yet handled
+        self._current: _Entry | None = None
 
     def __iter__(self) -> Iterator[tuple[RawMail, Callable[[], Processed | None]]]:
-        current = next(self._mails, None)
-        while current is not None:
-            if _small(current):
-                following = next(self._mails, None)
-                yield current, lambda following=following: self._take(following)
-                current = following
-            else:  # a large mail is not held while the next is fetched
-                yield current, lambda: self._take(None)
-                current = None
-                current = next(self._mails, None)
+        while self._queue or self._pull():
+            self._current = self._queue.popleft()
+            yield self._current.raw, self._take
+            self._current = None  # not held while the next (maybe large) mail is fetched
 
-    def _take(self, following: RawMail | None) -> Processed | None:
+    def _take(self) -> Processed | None:
         decided = None
-        if self._waiting:
-            self._waiting = False
+        if self._current.submitted:
             decided = self._decider.decision()
             if decided is None:
                 self._stop()
-        if following is not None and self._ahead(following):
-            if self._decider is None:
-                self._decider = Decider(self._decide)
-            self._waiting = self._decider.submit(following)
-            if not self._waiting:
-                self._stop()
+        if _small(self._current.raw):
+            while len(self._queue) < self.DEPTH and (not self._queue or _small(self._queue[-1].raw)) \
+                    and self._pull():
+                pass
         return decided
 
+    def _pull(self) -> bool:
+        """Fetch the next mail into the queue, and hand it to the child if it goes there; False at the end."""
+        raw = next(self._mails, None)
+        if raw is None:
+            return False
+        entry = _Entry(raw)
+        if self._ahead(raw):
+            if self._decider is None:
+                self._decider = Decider(self._decide)
+            entry.submitted = self._decider.submit(raw)
+            if not entry.submitted:
+                self._stop()
+        self._queue.append(entry)
+        return True
+
     def _ahead(self, raw: RawMail) -> bool:
-        if self._stopped or not _small(raw):
+        if self._stopped or not _small(raw) or self._current is None:
             return False
         if self._current_policy() is not self._policy:  # reloaded: the child's is not in force any more
             self._stop()
@@ -140,7 +165,8 @@ class Ahead:
         self.close()
 
     def close(self) -> None:
-        self._waiting = False
+        for entry in self._queue:  # decided by the relay's process, if at all
+            entry.submitted = False
         if self._decider is not None:
             self._decider.close()
             self._decider = None
