@@ -127,6 +127,8 @@ class Ahead:
 
     def _take(self) -> Processed | None:
         decided = None
+        if self._current.submitted and self._current_policy() is not self._policy:
+            self._stop()  # reloaded since: this mail is decided by the rules now in force
         if self._current.submitted:
             decided = self._decider.decision()
             if decided is None:
@@ -165,8 +167,8 @@ class Ahead:
         self.close()
 
     def close(self) -> None:
-        for entry in self._queue:  # decided by the relay's process, if at all
-            entry.submitted = False
+        for entry in (*self._queue, *([self._current] if self._current else [])):
+            entry.submitted = False  # decided by the relay's process, if at all
         if self._decider is not None:
             self._decider.close()
             self._decider = None
