@@ -118,12 +118,15 @@ class Ahead:
         self._stopped = False  # the decider failed once: this poll decides in the relay's process
         self._queue: deque[_Entry] = deque()  # fetched, not yet handled
         self._current: _Entry | None = None
+        self._failed: Exception | None = None  # the fetch's error, raised once the mails before it are handled
 
     def __iter__(self) -> Iterator[tuple[RawMail, Callable[[], Processed | None]]]:
         while self._queue or self._pull():
             self._current = self._queue.popleft()
             yield self._current.raw, self._take
             self._current = None  # not held while the next (maybe large) mail is fetched
+        if self._failed is not None:  # raised where fetching mail by mail would have met it
+            raise self._failed
 
     def _take(self) -> Processed | None:
         decided = None
@@ -140,8 +143,15 @@ class Ahead:
         return decided
 
     def _pull(self) -> bool:
-        """Fetch the next mail into the queue, and hand it to the child if it goes there; False at the end."""
-        raw = next(self._mails, None)
+        """Fetch the next mail into the queue, and hand it to the child if it goes there; False at the end.
+        A fetch that fails (the server gone) is kept until the mails fetched before it are handled."""
+        if self._failed is not None:
+            return False
+        try:
+            raw = next(self._mails, None)
+        except Exception as error:
+            self._failed = error
+            return False
         if raw is None:
             return False
         entry = _Entry(raw)

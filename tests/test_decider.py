@@ -153,3 +153,25 @@ def test_a_mail_that_kills_its_decider_ends_the_relay_as_it_did_before(tmp_path,
     originals = sorted(email.message_from_bytes(r.data)["In-Reply-To"] for r in forwards(smtp_sink))
     assert originals == ["<demo-01@wirtschaft.niedersachsen.de>", "<demo-02@hs-example.de>"]
     assert dovecot.messages(imap_user, "INBOX") == []
+
+
+def test_a_fetch_that_fails_ahead_fails_after_the_mails_fetched_before_it():
+    policy = _Policy()
+    raws = _raws(3)
+
+    def fetch():
+        yield from raws
+        raise ConnectionError("cut")
+
+    taken = []
+    ahead = Ahead(fetch(), lambda raw: decide(parse(raw), policy(), policy.identity), policy)
+    try:
+        for raw, decided in ahead:
+            taken.append((raw.key, decided()))
+    except ConnectionError:
+        pass
+    else:
+        raise AssertionError("the fetch's error was not raised")
+    finally:
+        ahead.close()
+    assert [key for key, _ in taken] == [raw.key for raw in raws]
