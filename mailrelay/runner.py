@@ -521,6 +521,8 @@ def _archive_failed(report: PollReport, key: str, state: str) -> None:
     for mail in reversed(report.mails):
         if mail["key"] == key:
             report.counts[mail["outcome"]] -= 1
+            if report.counts[mail["outcome"]] <= 0:
+                del report.counts[mail["outcome"]]
             report.counts["archive_failed"] += 1
             mail.update(outcome="archive_failed", quarantined=state == "quarantined")
             return
