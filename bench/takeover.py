@@ -24,9 +24,10 @@ from tests.servers import SmtpSink
 
 FAILOVER_SECONDS = 30  # the default; a kill ends the session, so the lock is free without waiting for it
 POLL_SECONDS = 60  # with IDLE on, as in production: new mail is fetched when Dovecot announces it
-BATCH = 30  # mails appended before each kill
+BATCH = 60  # mails appended before each kill
 AT_WORK = (1, 8)  # the active node has forwarded a random number in this range of them when it is killed,
-SPREAD = 0.3  # and then up to this many seconds more pass, so that kills land anywhere in a mail's handling
+SPREAD = 0.1  # and then up to this many seconds more pass, so that kills land anywhere in a mail's handling
+# (a mail takes a few milliseconds; a longer spread would let the node finish the batch before the kill)
 TIMEOUT = 120.0  # seconds any one wait may take before the measurement fails
 FINAL_STATES = ("forwarded", "ignored", "quarantined")
 
@@ -38,7 +39,7 @@ class Kill:
 
     taken: float
     row_seen: float
-    first_forward: float
+    first_forward: float | None  # None: the killed node had sent every mail, nothing was left to forward
 
 
 def takeover(bench: Bench) -> list[Row]:
@@ -57,8 +58,9 @@ def takeover(bench: Bench) -> list[Row]:
                 at_work = (choose.randint(*AT_WORK), choose.uniform(0, SPREAD))
                 kills.append(_kill_at_work(bench, nodes, database, user, batch, *at_work))
                 appended += batch
+                first = kills[-1].first_forward
                 bench.say(f"takeover: kill {number + 1}: lease.taken after {kills[-1].taken:.2f} s, "
-                          f"first forward after {kills[-1].first_forward:.2f} s")
+                          + (f"first forward after {first:.2f} s" if first is not None else "nothing left to forward"))
             check = _whole(bench, nodes, database, user, sink, appended)
         finally:
             for node in nodes:
@@ -96,11 +98,23 @@ def _kill_at_work(bench: Bench, nodes: list[Node], database: str, user: str, bat
     wait_for(lambda: (lease(database)["epoch"] or 0) > epoch, TIMEOUT, "the lease taken over", step=0.01)
     row_seen = time.time() - killed
     taken = wait_for(lambda: _first_after(standby, "lease.taken", killed), TIMEOUT, f"{standby.name} took the lease")
-    forwarded = wait_for(lambda: _first_after(standby, "mail.forwarded", killed), TIMEOUT, f"{standby.name} forwarded")
+    forwarded = wait_for(lambda: _first_forward_or_none_left(bench, standby, user, killed), TIMEOUT,
+                         f"{standby.name} forwarded, or found nothing left to forward")
     standing_by = len(active.saw("daemon.standby"))
     active.start()
     wait_for(lambda: len(active.saw("daemon.standby")) > standing_by, TIMEOUT, f"{active.name} standing by again")
-    return Kill(taken - killed, row_seen, forwarded - killed)
+    return Kill(taken - killed, row_seen, forwarded[0] - killed if forwarded[0] else None)
+
+
+def _first_forward_or_none_left(bench: Bench, node: Node, user: str, after: float) -> tuple[float | None] | None:
+    """(time of `node`'s first forward after `after`,), or (None,) once a poll of its finished after
+    `after` with the inbox empty: the killed node had sent the whole batch."""
+    forwarded = _first_after(node, "mail.forwarded", after)
+    if forwarded is not None:
+        return (forwarded,)
+    if _first_after(node, "poll.finished", after) and inbox.count(bench.dovecot, user, "INBOX") == 0:
+        return (None,)
+    return None
 
 
 def _roles(nodes: list[Node], holder: str | None) -> tuple[Node, Node]:
@@ -182,7 +196,7 @@ def _states(database: str) -> dict[str, str]:
 
 def _rows(kills: list[Kill], check: dict) -> list[Row]:
     taken = [kill.taken for kill in kills]
-    first = [kill.first_forward for kill in kills]
+    first = [kill.first_forward for kill in kills if kill.first_forward is not None]
     rows_seen = [kill.row_seen for kill in kills]
     counts = ", ".join(f"{state} {value}" for state, value in sorted(check["counts"].items()))
     left = (f"; inbox left {check['inbox']}, undecided {check['undecided']}"
@@ -193,7 +207,8 @@ def _rows(kills: list[Kill], check: dict) -> list[Row]:
         Row(f"take-over: kill -> lease.taken ({len(kills)} kills)", _spread(taken),
             f"< failover_seconds {FAILOVER_SECONDS} (lease row seen: {_spread(rows_seen)})",
             max(taken) < FAILOVER_SECONDS),
-        Row("take-over: kill -> first forward", _spread(first), f"IDLE on, poll_seconds {POLL_SECONDS}"),
+        Row("take-over: kill -> first forward", f"{_spread(first)} ({len(first)} kills with mail left)",
+            f"IDLE on, poll_seconds {POLL_SECONDS}"),
         Row(f"take-over: {check['mails']} mails after the kills",
             f"{counts}; archived {check['archived']}; extra forwards {check['extra']}{left}",
             f"none missing ({check['missing']}), extras <= {len(kills)}, audit verify "
@@ -204,4 +219,6 @@ def _rows(kills: list[Kill], check: dict) -> list[Row]:
 
 
 def _spread(values: list[float]) -> str:
+    if not values:
+        return "none"
     return f"median {statistics.median(values):.2f} s, max {max(values):.2f} s"

@@ -294,7 +294,7 @@ class Relay:
 
     def _deliver(self, mail_id: int, key: str, processed: Processed, inbox: Inbox, outbox) -> dict:
         forward = processed.forward
-        with self.store.group():
+        with self.store.group(durable=True):  # a power loss after the server accepted must not forget it was sent
             self._record_decision(mail_id, processed)
             tripped = self._breaker(processed.inbound)
             if tripped:
@@ -304,7 +304,7 @@ class Relay:
                 return dict(self._archive(mail_id, key, "quarantined", inbox, processed), error=reason)
             self._audit(mail_id, "mail.sending", {"desk": forward.desk, "message_id": forward.message_id},
                         state="sending", forward_message_id=forward.message_id)
-        self.store.sync()  # a power loss after the server accepted must not forget it was sent
+        self.store.sync()  # and this node may still act (a shared store's lease)
         delivery: Delivery = outbox.send(forward)
         outcome = self._delivered(mail_id, key, processed, delivery, inbox)
         self.store.sync()  # nor that the server accepted it: the window for sending it twice stays this short

@@ -23,10 +23,10 @@ class Store(Protocol):
     """Every method commits before it returns, so a crash loses nothing recorded; inside a group(), the
     group commits them together when it ends."""
 
-    def group(self) -> ContextManager[None]:
+    def group(self, durable: bool = False) -> ContextManager[None]:
         """The records written inside share one transaction, committed when the group ends, or none of
         them if it raises. A commit survives the relay's death; what must also survive a power loss
-        waits for sync()."""
+        waits for sync(), or is made so when the group ends with `durable`."""
         ...
 
     def sync(self) -> None:

@@ -195,25 +195,29 @@ class PostgresStore:
                     yield db
             except psycopg.OperationalError as error:
                 raise StoreUnavailable(_unreachable(error)) from error
+            # A durable commit waited for the server's log up to itself, so for every commit before it too.
+            self._unsynced = False
 
     @contextlib.contextmanager
-    def group(self) -> Iterator[None]:
+    def group(self, durable: bool = False) -> Iterator[None]:
         """The records written inside share one transaction (fenced once, at its start), committed when
         the group ends (none of them if it raises): one round trip to commit instead of one per record.
-        The commit does not wait for the server's disk (synchronous_commit off for it: a crash of the
-        relay keeps it, a crash of the server may lose it); sync() waits for that."""
+        Unless `durable`, the commit does not wait for the server's disk (synchronous_commit off for it:
+        a crash of the relay keeps it, a crash of the server may lose it); sync() waits for that."""
         with self._lock:
             if self._grouped is not None:  # a group inside a group joins it
                 yield
                 return
             with self._transaction() as db:
-                db.execute("SET LOCAL synchronous_commit = off")
+                if not durable:
+                    db.execute("SET LOCAL synchronous_commit = off")
                 self._grouped = db
                 try:
                     yield
                 finally:
                     self._grouped = None
-            self._unsynced = True
+            if not durable:
+                self._unsynced = True
 
     def _query(self, query: str, args: tuple = ()) -> list[dict[str, Any]]:
         with self._lock:

@@ -100,6 +100,7 @@ class SqliteStore:
         self._lock = threading.RLock()
         self._lock_file = None
         self._grouped = False  # inside group(): the records join its one transaction
+        self._unsynced = True  # committed here and not yet synced (at the start: whatever came before)
         if read_only:  # for replay beside the running service; a wrong path is an error, not a new file
             self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, timeout=30,
                                        check_same_thread=False)
@@ -158,20 +159,25 @@ class SqliteStore:
         in WAL mode a commit is its frames in the -wal file, so syncing that file is enough."""
         wal = f"{self.path}-wal"
         with self._lock:
+            if not self._unsynced:  # nothing committed here since the last sync
+                return
             try:
                 descriptor = os.open(wal, os.O_RDONLY)
             except FileNotFoundError:  # nothing written since the last checkpoint: all is in the main file
+                self._unsynced = False
                 return
             try:
                 os.fsync(descriptor)
             finally:
                 os.close(descriptor)
+            self._unsynced = False
 
     @contextlib.contextmanager
-    def group(self) -> Iterator[None]:
+    def group(self, durable: bool = False) -> Iterator[None]:
         """The records written inside share one transaction, committed when the group ends (none of them
-        if it raises): one commit instead of one per record. Not durable by itself; sync() is. The
-        store's lock is held throughout, so a group is for steps that do not wait on the network."""
+        if it raises): one commit instead of one per record. Durable only with `durable` (then synced),
+        else at the next sync(). The store's lock is held throughout, so a group is for steps that do
+        not wait on the network."""
         with self._lock:
             if self._grouped:  # a group inside a group joins it
                 yield
@@ -182,6 +188,8 @@ class SqliteStore:
                     yield
                 finally:
                     self._grouped = False
+            if durable:
+                self.sync()
 
     def close(self) -> None:
         self._db.close()
@@ -441,6 +449,7 @@ class SqliteStore:
             try:
                 yield
                 self._db.execute("COMMIT")
+                self._unsynced = True
             except BaseException:
                 if self._db.in_transaction:  # SQLite may have rolled back by itself already
                     self._db.execute("ROLLBACK")
