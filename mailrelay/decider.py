@@ -16,6 +16,7 @@ from __future__ import annotations
 import multiprocessing
 import queue
 import signal
+import sys
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -71,6 +72,9 @@ def _serve(pipe, relays_end, decide: Decide) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the relay's handlers are for the relay
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the relay's; the child ends with its pipe
+    # The reader waits for the deciding thread to let go of the interpreter; by default up to 5 ms, while
+    # the relay waits to finish writing a mail.
+    sys.setswitchinterval(0.0005)
     submitted: queue.SimpleQueue = queue.SimpleQueue()
     threading.Thread(target=_read, args=(pipe, submitted), daemon=True).start()
     while (raw := submitted.get()) is not None:
