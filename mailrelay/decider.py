@@ -27,6 +27,8 @@ from mailrelay.model import Processed, RawMail
 # Larger mails are decided in the relay's process: copied to the child and back they would cost
 # memory (a 20 MB mail thrice over) for little time won.
 AHEAD_MAX_BYTES = 1_000_000
+# A decision takes milliseconds; a child that gives none for this long is ended and the mail decided here.
+DECISION_SECONDS = 30.0
 
 Decide = Callable[[RawMail], Processed | None]
 
@@ -51,8 +53,11 @@ class Decider:
             return False
 
     def decision(self) -> Processed | None:
-        """The decision of the mail submitted first and not taken yet; None when the child made none."""
+        """The decision of the mail submitted first and not taken yet; None when the child made none, or
+        none within DECISION_SECONDS (a child stuck is as good as gone: the relay decides the mail itself)."""
         try:
+            if not self._pipe.poll(DECISION_SECONDS):
+                return None
             return self._pipe.recv()
         except (OSError, EOFError, ValueError):
             return None

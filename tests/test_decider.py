@@ -175,3 +175,23 @@ def test_a_fetch_that_fails_ahead_fails_after_the_mails_fetched_before_it():
     finally:
         ahead.close()
     assert [key for key, _ in taken] == [raw.key for raw in raws]
+
+
+def test_a_decider_that_hangs_is_given_up_and_the_relay_decides_itself(monkeypatch):
+    import time
+
+    from mailrelay import decider
+
+    monkeypatch.setattr(decider, "DECISION_SECONDS", 0.5)
+    policy = _Policy()
+
+    def hangs_on_the_second(raw):
+        if raw.key == "test:1":
+            time.sleep(60)
+        return decide(parse(raw), policy(), policy.identity)
+
+    began = time.monotonic()
+    taken = _walk(Ahead(iter(_raws(5)), hangs_on_the_second, policy))
+    assert time.monotonic() - began < 10  # the hung child was not waited for, and was ended
+    assert [raw.key for raw, _ in taken] == [f"test:{n}" for n in range(5)]
+    assert all(decided is None for _, decided in taken)
