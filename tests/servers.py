@@ -624,6 +624,9 @@ class CuttingProxy:
                                 client.shutdown(socket.SHUT_RDWR)
                                 return
                             sent_to_client += len(data)
-                        key.data.sendall(data)
+                        try:
+                            key.data.sendall(data)
+                        except OSError:  # the other side went away (a cut, a killed relay): so does this pair
+                            return
         finally:
             self._open.remove(entry)
