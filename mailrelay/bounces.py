@@ -17,12 +17,14 @@ import re
 from email.message import Message
 
 from flufl.bounce import all_failures
-from flufl.bounce._detectors.simplematch import SimpleMatch
-from flufl.bounce._detectors.simplewarning import SimpleWarning
 
-try:  # the library's list, in the order it runs them (most specific first); not part of its public API
+try:  # the library's list, in the order it runs them (most specific first), and the two heuristic
+    # detectors: not part of its public API, so another layout falls back to the library's own scan
+    from flufl.bounce._detectors.simplematch import SimpleMatch
+    from flufl.bounce._detectors.simplewarning import SimpleWarning
     from flufl.bounce._scan import _DETECTORS
-except ImportError:  # pragma: no cover - another layout: the library's own scan, ungated
+except ImportError:  # pragma: no cover - another version of flufl.bounce
+    SimpleMatch = SimpleWarning = object
     _DETECTORS = None
 
 Failures = tuple[frozenset, frozenset]
@@ -49,11 +51,11 @@ class _Gated:
 
 
 class _GatedMatch(_Gated, SimpleMatch):
-    STARTS = _start_patterns(SimpleMatch.PATTERNS)
+    STARTS = _start_patterns(getattr(SimpleMatch, "PATTERNS", []))
 
 
 class _GatedWarning(_Gated, SimpleWarning):
-    STARTS = _start_patterns(SimpleWarning.PATTERNS)
+    STARTS = _start_patterns(getattr(SimpleWarning, "PATTERNS", []))
 
 
 _GATED = {SimpleMatch: _GatedMatch, SimpleWarning: _GatedWarning}
