@@ -203,7 +203,7 @@ def _text_part(subtype: str, text: str) -> bytes:
     """A text part: 7bit or 8bit where SMTP carries its lines as they are, else quoted-printable."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     body = "\r\n".join(lines).encode("utf-8")
-    if not _fits_smtp(body) or "\x00" in text:
+    if not _fits_smtp(body):
         body, encoding = quopri.encodestring(body.replace(b"\r\n", b"\n")).replace(b"\n", b"\r\n"), "quoted-printable"
     else:
         encoding = "7bit" if body.isascii() else "8bit"

@@ -195,8 +195,6 @@ class PostgresStore:
                     yield db
             except psycopg.OperationalError as error:
                 raise StoreUnavailable(_unreachable(error)) from error
-            # A durable commit waited for the server's log up to itself, so for every commit before it too.
-            self._unsynced = False
 
     @contextlib.contextmanager
     def group(self, durable: bool = False) -> Iterator[None]:
@@ -209,15 +207,15 @@ class PostgresStore:
                 yield
                 return
             with self._transaction() as db:
-                if not durable:
-                    db.execute("SET LOCAL synchronous_commit = off")
+                # A durable group takes a transaction id even if it writes nothing, so that its commit
+                # waits for the log, and with it for every group committed before.
+                db.execute("SELECT pg_current_xact_id()" if durable else "SET LOCAL synchronous_commit = off")
                 self._grouped = db
                 try:
                     yield
                 finally:
                     self._grouped = None
-            if not durable:
-                self._unsynced = True
+            self._unsynced = not durable
 
     def _query(self, query: str, args: tuple = ()) -> list[dict[str, Any]]:
         with self._lock:
